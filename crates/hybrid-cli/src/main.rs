@@ -1,1 +1,103 @@
-fn main() {}
+//! The `hybrid` binary: parses the command line, runs the command, and turns
+//! every failure into one line on stderr and a distinct exit code
+//! (see [`exit_code`]).
+
+mod cli;
+mod commands;
+mod exit_code;
+mod failure;
+mod live_view;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use crate::cli::{Cli, Command};
+use crate::failure::Failure;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hybrid: error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit_code::TASK_FAILED);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("hybrid: error: {}", one_line(&f.message));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let global = setup::Global {
+        config: cli.config,
+        db: cli.db,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Run(args) => commands::run::run(&global, args).await,
+        Command::Route(args) => commands::route::route(&global, args),
+        Command::Tasks(cmd) => commands::tasks::tasks(&global, cmd).await,
+        Command::Metrics => commands::metrics::metrics(&global).await,
+    }
+}
+
+/// Clap's errors are several lines; users get one. Help and version print as usual.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || matches!(
+            e.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() {
+            exit_code::USAGE
+        } else {
+            exit_code::OK
+        });
+    }
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut line = first.to_owned();
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!(" (expected one of: {})", valid.join(", ")));
+    }
+    eprintln!("hybrid: error: {line}");
+    ExitCode::from(exit_code::USAGE)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -154,7 +154,10 @@ mod tests {
             task_id: "t".into(),
             seq: 2,
             at: Utc::now(),
-            kind: EventKind::TextDelta { stage: "answer".into(), text: "Hi".into() },
+            kind: EventKind::TextDelta {
+                stage: "answer".into(),
+                text: "Hi".into(),
+            },
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "text_delta");

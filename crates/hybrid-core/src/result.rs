@@ -116,13 +116,23 @@ mod tests {
     fn stages_keep_order_and_unknown_cost_is_null() {
         let mut stages = Stages::new();
         for name in ["planning", "execution", "verification"] {
-            stages.insert(name.into(), StageResult { agent: name.into(), ..Default::default() });
+            stages.insert(
+                name.into(),
+                StageResult {
+                    agent: name.into(),
+                    ..Default::default()
+                },
+            );
         }
         let r = TaskResult {
             task_id: "t1".into(),
             status: TaskStatus::Completed,
             platform: "hybrid".into(),
-            route: RouteInfo { platform: "hybrid".into(), rule: "multi_step".into(), reason: "r".into() },
+            route: RouteInfo {
+                platform: "hybrid".into(),
+                rule: "multi_step".into(),
+                reason: "r".into(),
+            },
             stages,
             output: "ok".into(),
             usage: Usage::default(),
@@ -140,7 +150,10 @@ mod tests {
         assert_eq!(json["status"], "completed");
         let back: TaskResult = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
-        let priced = TaskResult { cost_usd: Some(usd(0.25)), ..r };
+        let priced = TaskResult {
+            cost_usd: Some(usd(0.25)),
+            ..r
+        };
         assert_eq!(serde_json::to_value(priced).unwrap()["cost_usd"], 0.25);
     }
 }

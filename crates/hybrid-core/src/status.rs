@@ -71,7 +71,10 @@ impl TaskStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Blocked | TaskStatus::Cancelled
+            TaskStatus::Completed
+                | TaskStatus::Failed
+                | TaskStatus::Blocked
+                | TaskStatus::Cancelled
         )
     }
 
@@ -84,7 +87,10 @@ impl TaskStatus {
                 | (Routing, InProgress)
                 | (InProgress, Completed | AwaitingApproval)
                 | (AwaitingApproval, InProgress)
-                | (Pending | Routing | InProgress | AwaitingApproval, Failed | Blocked | Cancelled)
+                | (
+                    Pending | Routing | InProgress | AwaitingApproval,
+                    Failed | Blocked | Cancelled
+                )
                 | (Failed | Cancelled, InProgress)
         )
     }
@@ -153,7 +159,10 @@ mod tests {
     fn illegal_transitions_are_errors() {
         assert_eq!(
             Pending.transition(Completed),
-            Err(CoreError::IllegalTransition { from: Pending, to: Completed })
+            Err(CoreError::IllegalTransition {
+                from: Pending,
+                to: Completed
+            })
         );
         assert!(Completed.transition(InProgress).is_err());
         assert!(Blocked.transition(InProgress).is_err());

@@ -67,7 +67,10 @@ impl Message {
 
     /// An assistant text message.
     pub fn assistant(text: impl Into<String>) -> Self {
-        Message::Assistant { text: Some(text.into()), tool_calls: Vec::new() }
+        Message::Assistant {
+            text: Some(text.into()),
+            tool_calls: Vec::new(),
+        }
     }
 }
 
@@ -137,7 +140,10 @@ pub struct ChatRequest {
 impl ChatRequest {
     /// A request with these messages and defaults for the rest.
     pub fn new(messages: Vec<Message>) -> Self {
-        ChatRequest { messages, ..Default::default() }
+        ChatRequest {
+            messages,
+            ..Default::default()
+        }
     }
 }
 

@@ -1,1 +1,32 @@
-//! The facade (being written).
+//! The HybridPlatform facade: route a task, run it on the right platform,
+//! stream its events, record everything, count it.
+//!
+//! | module | what it is |
+//! | --- | --- |
+//! | [`facade`] | [`HybridPlatform`], its builder, `run`, `run_streaming`, `get_metrics` |
+//! | [`router`] | [`Router`] and DESIGN.md's decision tree, [`DefaultRouter`] |
+//! | [`platform`] | the [`Platform`] trait and the registry |
+//! | [`llm_platform`] | [`LlmPlatform`]: one agent on one chat model |
+//! | [`providers`] | builds the configured platforms from `hybrid.toml` and the environment |
+//! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
+//! | [`roles`] | the seed's agent roles and their instructions |
+//! | [`context`] | [`RunContext`] and the batched event sink |
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod facade;
+pub mod llm_platform;
+pub mod platform;
+pub mod providers;
+pub mod roles;
+pub mod router;
+
+pub use config::{ConfigError, HybridConfig};
+pub use context::{EventSink, RunContext};
+pub use error::PlatformError;
+pub use facade::{HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
+pub use hybrid_store::MetricsSnapshot;
+pub use llm_platform::LlmPlatform;
+pub use platform::{Capabilities, Platform, PlatformRegistry};
+pub use router::{DefaultRouter, RouteDecision, Router};

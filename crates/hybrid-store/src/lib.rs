@@ -1,1 +1,39 @@
-//! Durable state (being written).
+//! Durable state for HybridPlatform: tasks, their status history, stage
+//! results and events, in SQLite (the embedded default) or PostgreSQL (several
+//! workers sharing one database).
+//!
+//! Open a store with [`connect()`]; every backend implements the same [`Store`]
+//! trait (its docs list the tables), runs its migrations on connect, and
+//! passes the same test suite.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`store`] | the [`Store`] trait and its records ([`TaskRecord`], [`TaskSummary`], [`TaskFilter`], [`StatusChange`], [`MetricsSnapshot`]) |
+//! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
+//! | [`sqlite`] | [`SqliteStore`] |
+//! | [`postgres`] | [`PostgresStore`], [`connect_postgres_in_schema`] for isolated tests |
+//! | [`error`] | [`StoreError`] |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hybrid_store::StoreError> {
+//! use hybrid_core::{Task, TaskStatus};
+//! let store = hybrid_store::connect("sqlite::memory:").await?;
+//! let task = Task::new("Explain quantum computing");
+//! store.create_task(&task).await?;
+//! store.transition(&task.id, TaskStatus::Routing, None).await?;
+//! assert!(store.transition(&task.id, TaskStatus::Completed, None).await.is_err());
+//! # Ok(()) }
+//! ```
+
+mod codec;
+pub mod connect;
+pub mod error;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+
+pub use connect::{connect, default_sqlite_url};
+pub use error::StoreError;
+pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
+pub use sqlite::SqliteStore;
+pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};

@@ -1,0 +1,161 @@
+//! `hybrid run`: route a task, run it, show it live, print the result.
+//!
+//! | flags | stdout | stderr |
+//! | --- | --- | --- |
+//! | (none) | the final output (streamed as it comes when stdout is a terminal) | live view: route, stage, spinner, summary |
+//! | `--json` | the TaskResult document | errors only |
+//! | `--stream` | every event as a JSON line; the last line is the TaskResult | errors only |
+//!
+//! Ctrl-C (or SIGTERM) cancels: the task is recorded `cancelled` and the exit code is 130.
+
+use hybrid_core::{Event, EventKind, TaskResult, TaskStatus};
+use hybrid_platform::{PlatformError, RunOptions, router};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::commands::{print_json, task_from_flags, write_stdout};
+use crate::exit_code;
+use crate::failure::Failure;
+use crate::live_view::LiveView;
+use crate::setup::Global;
+
+/// Runs the command.
+pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
+    if let Some(w) = &args.workflow {
+        return Err(Failure::new(
+            exit_code::UNSUPPORTED,
+            format!("--workflow {w}: workflow files are not supported by this build yet"),
+        ));
+    }
+    if let Some(dir) = &args.workdir {
+        if !dir.is_dir() {
+            return Err(Failure::new(
+                exit_code::USAGE,
+                format!("--workdir {}: not an existing directory", dir.display()),
+            ));
+        }
+    }
+    let config = global.load_config()?;
+    let task = task_from_flags(&args.task)?;
+    let platform = global.platform(&config).await?;
+    let names = platform.platform_names();
+    if args.platform != "auto"
+        && args.platform != router::HYBRID
+        && !names.contains(&args.platform)
+    {
+        return Err(Failure::new(
+            exit_code::USAGE,
+            format!(
+                "--platform: unknown platform `{}` (known: auto, {}, hybrid)",
+                args.platform,
+                names.join(", ")
+            ),
+        ));
+    }
+
+    let cancel = CancellationToken::new();
+    let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let options = RunOptions {
+        platform: Some(args.platform.clone()),
+        cancel,
+    };
+    let (tx, rx) = mpsc::channel::<Event>(256);
+    let mode = if args.stream {
+        Mode::Stream
+    } else if global.json {
+        Mode::Json
+    } else {
+        Mode::Human(LiveView::new())
+    };
+    let (outcome, (mode, result)) = tokio::join!(
+        platform.run_with(task, options, Some(tx)),
+        consume(rx, mode)
+    );
+    watcher.abort();
+
+    let result = match (&outcome, result) {
+        (Ok(r), _) => Some(r.clone()),
+        (Err(_), r) => r,
+    };
+    match (&mode, &result) {
+        (Mode::Json, Some(r)) => print_json(r)?,
+        (Mode::Stream, Some(r)) => {
+            let line = serde_json::to_string(r).unwrap_or_default();
+            write_stdout(&format!("{line}\n"))?;
+        }
+        (Mode::Human(view), Some(r)) => view.finish(r)?,
+        _ => {}
+    }
+    match outcome {
+        Ok(_) => Ok(exit_code::OK),
+        Err(e) => {
+            let code = exit_code::for_platform_error(&e);
+            let message = match (&e, &result) {
+                (
+                    PlatformError::Task {
+                        status: TaskStatus::Cancelled,
+                        task_id,
+                        ..
+                    },
+                    _,
+                ) => {
+                    format!("task {task_id} cancelled")
+                }
+                _ => e.to_string(),
+            };
+            Err(Failure::new(code, message))
+        }
+    }
+}
+
+enum Mode {
+    Json,
+    Stream,
+    Human(LiveView),
+}
+
+async fn consume(mut rx: mpsc::Receiver<Event>, mut mode: Mode) -> (Mode, Option<TaskResult>) {
+    let mut result = None;
+    while let Some(event) = rx.recv().await {
+        if let EventKind::Finished { result: r } = &event.kind {
+            result = Some((**r).clone());
+        }
+        match &mut mode {
+            Mode::Stream => {
+                if !matches!(event.kind, EventKind::Finished { .. }) {
+                    if let Ok(line) = serde_json::to_string(&event) {
+                        let _ = write_stdout(&format!("{line}\n"));
+                    }
+                }
+            }
+            Mode::Human(view) => view.on_event(&event),
+            Mode::Json => {}
+        }
+    }
+    (mode, result)
+}
+
+async fn cancel_on_signal(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    cancel.cancel();
+}

@@ -1,0 +1,113 @@
+//! What every command needs: the configuration, the store, the platform.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hybrid_platform::providers::{self, process_env};
+use hybrid_platform::{DefaultRouter, HybridConfig, HybridPlatform};
+use hybrid_store::Store;
+
+use crate::exit_code;
+use crate::failure::Failure;
+
+/// The global flags.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--db`.
+    pub db: Option<String>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Global {
+    /// The configuration: `--config FILE`, else `./hybrid.toml` if present, else defaults.
+    pub fn load_config(&self) -> Result<HybridConfig, Failure> {
+        match &self.config {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(Failure::new(
+                        exit_code::CONFIG,
+                        format!("--config: no such file: {}", path.display()),
+                    ));
+                }
+                Ok(HybridConfig::load(path)?)
+            }
+            None => {
+                let default = Path::new("hybrid.toml");
+                if default.is_file() {
+                    Ok(HybridConfig::load(default)?)
+                } else {
+                    Ok(HybridConfig::default())
+                }
+            }
+        }
+    }
+
+    /// The database URL: `--db`, else `HYBRID_DATABASE_URL`, else the embedded default.
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .or_else(|| process_env("HYBRID_DATABASE_URL"))
+            .unwrap_or_else(|| "sqlite://.hybrid/hybrid.db".to_owned())
+    }
+
+    /// Opens the store (creating and migrating it if needed).
+    pub async fn open_store(&self) -> Result<Arc<dyn Store>, Failure> {
+        let url = self.db_url();
+        hybrid_store::connect(&url).await.map_err(|e| {
+            Failure::new(
+                exit_code::STORE,
+                format!("database {}: {e}", redact_url(&url)),
+            )
+        })
+    }
+
+    /// The platform with every configured provider registered.
+    pub async fn platform(&self, config: &HybridConfig) -> Result<HybridPlatform, Failure> {
+        let store = self.open_store().await?;
+        let mut builder =
+            HybridPlatform::builder()
+                .store(store)
+                .router(Arc::new(DefaultRouter::with_default(
+                    config.default_platform(),
+                )));
+        for p in providers::build_platforms(config, &process_env) {
+            builder = builder.platform(p);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("sqlite://.hybrid/hybrid.db"),
+            "sqlite://.hybrid/hybrid.db"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Anthropic Messages API.
+//!
+//! The client POSTs `{base_url}/v1/messages` with `x-api-key`,
+//! `anthropic-version` and `content-type: application/json` headers (plus any
+//! extra headers).
+//!
+//! Mapping, in brief (details in the `request`, `response`, `stream` and
+//! `errors` submodules):
+//!
+//! * system messages are joined into the top-level `system`; consecutive
+//!   same-role messages are merged (the API requires alternation), so the
+//!   tool results of a turn share one user message as `tool_result` blocks
+//!   (`is_error: true` on failure);
+//! * `tool_use.input` must be an object: arguments held as `Value::String`
+//!   (a model's non-JSON text) are sent as the object they parse to, else
+//!   as `{}`;
+//! * `max_tokens` is required: the request's, else `default_max_tokens`;
+//! * streams: `input_json_delta` fragments are assembled per block and parsed
+//!   at `content_block_stop`; thinking/signature deltas and `ping` are
+//!   ignored; `message_stop` completes the turn;
+//! * usage: `cache_creation_input_tokens` → cache writes,
+//!   `cache_read_input_tokens` → cache reads;
+//! * errors: `authentication_error`/`permission_error` → `Authentication`,
+//!   `rate_limit_error` → `RateLimited`, `overloaded_error`/529 →
+//!   `Overloaded`, "prompt is too long" → `ContextTooLong`, 5xx → `Server`,
+//!   other 4xx (`request_too_large`, `not_found_error`, …) → `InvalidRequest`.
+
+mod errors;
+mod request;
+mod response;
+mod stream;
+mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream as futures_stream;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use crate::assemble::CallContext;
+use crate::endpoint::{add_extra_headers, endpoint, header_value};
+use crate::pricing::PriceTable;
+use crate::transport::{PreparedRequest, Transport, TransportConfig};
+use crate::{ChatModel, ChatRequest, ChatResponse, ChatStream, LlmError};
+
+use stream::AnthropicStream;
+
+/// Settings of an [`AnthropicClient`].
+#[derive(Clone)]
+pub struct AnthropicConfig {
+    /// Name used in errors and events (`anthropic`).
+    pub provider_name: String,
+    /// API key, sent as `x-api-key`; empty sends none (compatible servers).
+    pub api_key: String,
+    /// Base URL without `/v1` (a trailing `/v1` or slash is tolerated); the
+    /// client POSTs `{base_url}/v1/messages`.
+    pub base_url: String,
+    /// Model used when a request does not name one.
+    pub model: String,
+    /// `anthropic-version` header.
+    pub version: String,
+    /// `max_tokens` when a request sets none (the API requires it).
+    pub default_max_tokens: u32,
+    /// Further headers sent with every request (e.g. `anthropic-beta`).
+    pub extra_headers: Vec<(String, String)>,
+    /// Timeouts and retries.
+    pub transport: TransportConfig,
+    /// Prices used to fill [`ChatResponse::cost`].
+    pub prices: Arc<PriceTable>,
+}
+
+impl fmt::Debug for AnthropicConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnthropicConfig")
+            .field("provider_name", &self.provider_name)
+            .field(
+                "api_key",
+                &if self.api_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("version", &self.version)
+            .field("default_max_tokens", &self.default_max_tokens)
+            .field(
+                "extra_headers",
+                &self
+                    .extra_headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnthropicConfig {
+    /// The official endpoint.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
+    /// The API version this client speaks.
+    pub const DEFAULT_VERSION: &'static str = "2023-06-01";
+    /// `max_tokens` when a request sets none.
+    pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+    /// The variable holding the API key.
+    pub const API_KEY_VAR: &'static str = "ANTHROPIC_API_KEY";
+    /// The variable overriding the base URL.
+    pub const BASE_URL_VAR: &'static str = "ANTHROPIC_BASE_URL";
+
+    /// The official endpoint with this key and model, default transport and
+    /// built-in prices.
+    pub fn new(api_key: impl Into<String>, model: impl Into<String>) -> Self {
+        AnthropicConfig {
+            provider_name: "anthropic".to_string(),
+            api_key: api_key.into(),
+            base_url: Self::DEFAULT_BASE_URL.to_string(),
+            model: model.into(),
+            version: Self::DEFAULT_VERSION.to_string(),
+            default_max_tokens: Self::DEFAULT_MAX_TOKENS,
+            extra_headers: Vec::new(),
+            transport: TransportConfig::default(),
+            prices: Arc::new(PriceTable::builtin()),
+        }
+    }
+
+    /// From `ANTHROPIC_API_KEY` (required, non-empty) and `ANTHROPIC_BASE_URL`
+    /// (default: the official endpoint).
+    pub fn from_env(model: impl Into<String>) -> Result<Self, LlmError> {
+        Self::from_lookup(model, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_lookup(
+        model: impl Into<String>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, LlmError> {
+        let present = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let api_key = present(Self::API_KEY_VAR).ok_or_else(|| LlmError::MissingApiKey {
+            provider: "anthropic".to_string(),
+            env_var: Self::API_KEY_VAR.to_string(),
+        })?;
+        let mut config = AnthropicConfig::new(api_key, model);
+        if let Some(base_url) = present(Self::BASE_URL_VAR) {
+            config.base_url = base_url;
+        }
+        Ok(config)
+    }
+
+    /// With another base URL.
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// With another provider name.
+    #[must_use]
+    pub fn with_provider_name(mut self, name: impl Into<String>) -> Self {
+        self.provider_name = name.into();
+        self
+    }
+
+    /// With these timeouts and retries.
+    #[must_use]
+    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// With this price table.
+    #[must_use]
+    pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// With one more header on every request.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A [`ChatModel`] over the Messages API. Cheap to clone: clones share one
+/// pooled HTTP client.
+#[derive(Debug, Clone)]
+pub struct AnthropicClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: AnthropicConfig,
+    provider: Arc<str>,
+    url: Arc<str>,
+    headers: HeaderMap,
+    transport: Transport,
+}
+
+impl AnthropicClient {
+    /// A client for `config`; fails on a base URL or header that cannot work.
+    pub fn new(config: AnthropicConfig) -> Result<Self, LlmError> {
+        let provider: Arc<str> = Arc::from(config.provider_name.as_str());
+        let base = config.base_url.trim().trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base);
+        let url = endpoint(base, "v1/messages", &provider)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if !config.api_key.is_empty() {
+            let mut key = header_value(&provider, "x-api-key", &config.api_key)?;
+            key.set_sensitive(true);
+            headers.insert("x-api-key", key);
+        }
+        headers.insert(
+            "anthropic-version",
+            header_value(&provider, "anthropic-version", &config.version)?,
+        );
+        add_extra_headers(&mut headers, &config.extra_headers, &provider)?;
+        let transport = Transport::new(&provider, config.transport.clone())?;
+        Ok(AnthropicClient {
+            inner: Arc::new(Inner {
+                config,
+                provider,
+                url: Arc::from(url),
+                headers,
+                transport,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnthropicConfig {
+        &self.inner.config
+    }
+
+    /// The URL requests go to.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.url
+    }
+
+    fn prepare(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<(PreparedRequest, CallContext), LlmError> {
+        let inner = &self.inner;
+        let model = request.model.as_deref().unwrap_or(&inner.config.model);
+        let body = request::build(request, model, inner.config.default_max_tokens, stream);
+        let body = serde_json::to_vec(&body).map_err(|err| LlmError::Config {
+            provider: inner.provider.to_string(),
+            message: format!("cannot serialize the request: {err}"),
+        })?;
+        let ctx = CallContext {
+            provider: inner.provider.clone(),
+            model: model.to_string(),
+            prices: inner.config.prices.clone(),
+        };
+        let prepared = PreparedRequest {
+            url: inner.url.clone(),
+            headers: inner.headers.clone(),
+            body: Bytes::from(body),
+        };
+        Ok((prepared, ctx))
+    }
+}
+
+#[async_trait]
+impl ChatModel for AnthropicClient {
+    fn provider(&self) -> &str {
+        &self.inner.config.provider_name
+    }
+
+    fn model(&self) -> &str {
+        &self.inner.config.model
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        let (prepared, ctx) = self.prepare(&request, false)?;
+        let body = self
+            .inner
+            .transport
+            .post_json(&prepared, errors::map_error)
+            .await?;
+        response::parse(&body, &ctx)
+    }
+
+    fn stream(&self, request: ChatRequest) -> ChatStream {
+        match self.prepare(&request, true) {
+            Ok((prepared, ctx)) => {
+                self.inner
+                    .transport
+                    .post_stream(prepared, errors::map_error, move || {
+                        AnthropicStream::new(ctx.clone())
+                    })
+            }
+            Err(error) => futures_stream::once(async move { Err(error) }).boxed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lookup_requires_a_key() {
+        let err = AnthropicConfig::from_lookup("claude-sonnet-4-5", |_| None).unwrap_err();
+        assert_eq!(
+            err,
+            LlmError::MissingApiKey {
+                provider: "anthropic".into(),
+                env_var: "ANTHROPIC_API_KEY".into()
+            }
+        );
+        assert!(err.to_string().contains("ANTHROPIC_API_KEY"));
+    }
+
+    #[test]
+    fn endpoint_tolerates_v1_and_slashes() {
+        for base in [
+            "http://h:1",
+            "http://h:1/",
+            "http://h:1/v1",
+            "http://h:1/v1/",
+        ] {
+            let client =
+                AnthropicClient::new(AnthropicConfig::new("k", "m").with_base_url(base)).unwrap();
+            assert_eq!(client.endpoint(), "http://h:1/v1/messages");
+        }
+        let config = AnthropicConfig::from_lookup("m", |k| {
+            (k == "ANTHROPIC_API_KEY").then(|| "sk-ant".into())
+        })
+        .unwrap();
+        assert_eq!(config.base_url, AnthropicConfig::DEFAULT_BASE_URL);
+        assert!(!format!("{config:?}").contains("sk-ant"));
+    }
+}

@@ -1,0 +1,621 @@
+//! `hybrid.toml`: the platform's configuration, validated on load.
+//!
+//! Every key is checked: an unknown key, a wrong type or an impossible value is
+//! a [`ConfigError`] that names the file, the line and the key. API keys never
+//! come from this file, only from the environment (`OPENAI_API_KEY`,
+//! `ANTHROPIC_API_KEY`, or the variable a platform names in `api_key_env`).
+//!
+//! | section | what it sets |
+//! | --- | --- |
+//! | `[router]` | `default_platform` for tasks no rule covers |
+//! | `[platforms.NAME]` | `provider` (`openai`, `anthropic`), `model`, `base_url`, `api_key_env`, `max_tokens`, `temperature`, `stream`, `timeout_secs`, `max_attempts`, `tools` |
+//! | `[agents.NAME]` | `platform`, `role`, `instructions`, `model` |
+//! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
+//! | `[policy]`, `[[guardrails]]`, `[budgets]`, `[mcp.servers.NAME]` | parsed and validated now; enforced by the execution-layer and guardrail issues |
+//!
+//! With no file, [`HybridConfig::default`] gives two platforms: `openai`
+//! (provider `openai`) and `claude` (provider `anthropic`).
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The default model of the `openai` platform.
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4.1-mini";
+/// The default model of the `claude` platform.
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+
+/// A configuration file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {key}: {message}", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path (`platforms.openai.model`), or `-` for the whole file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridConfig {
+    /// Routing settings.
+    #[serde(default)]
+    pub router: RouterConfig,
+    /// Platforms by name.
+    #[serde(default)]
+    pub platforms: IndexMap<String, PlatformConfig>,
+    /// Agents by name.
+    #[serde(default)]
+    pub agents: IndexMap<String, AgentConfig>,
+    /// Price overrides by model id (or id prefix).
+    #[serde(default)]
+    pub prices: IndexMap<String, PriceConfig>,
+    /// The command policy.
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+    /// Declarative guardrails.
+    #[serde(default)]
+    pub guardrails: Vec<GuardrailConfig>,
+    /// Spending limits.
+    #[serde(default)]
+    pub budgets: Option<BudgetsConfig>,
+    /// MCP servers.
+    #[serde(default)]
+    pub mcp: Option<McpConfig>,
+}
+
+/// `[router]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Where tasks go that no rule covers (default `openai`).
+    pub default_platform: Option<Spanned<String>>,
+}
+
+/// `[platforms.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// Wire protocol: `openai` or `anthropic`.
+    pub provider: Spanned<String>,
+    /// Model id.
+    pub model: Option<String>,
+    /// Endpoint; default from `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL`, else the official one.
+    pub base_url: Option<Spanned<String>>,
+    /// The environment variable holding the API key (default by provider).
+    pub api_key_env: Option<String>,
+    /// Output token cap per call.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<Spanned<f64>>,
+    /// Stream responses (default true).
+    pub stream: Option<bool>,
+    /// Request timeout in seconds.
+    pub timeout_secs: Option<Spanned<u64>>,
+    /// Attempts per call including retries.
+    pub max_attempts: Option<Spanned<u32>>,
+    /// Tools its agents get (used by the execution layer).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// System prompt for its single-agent runs.
+    pub instructions: Option<String>,
+}
+
+/// `[agents.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The platform it runs on.
+    pub platform: Spanned<String>,
+    /// Role preset.
+    pub role: Option<String>,
+    /// System prompt.
+    pub instructions: Option<String>,
+    /// Model override.
+    pub model: Option<String>,
+    /// Tools.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Turn limit.
+    pub max_turns: Option<u32>,
+}
+
+/// `[prices.MODEL]`, USD per million tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Input.
+    pub input: Spanned<f64>,
+    /// Output.
+    pub output: Spanned<f64>,
+    /// Cache reads (default: input).
+    pub cache_read: Option<Spanned<f64>>,
+    /// Cache writes (default: input).
+    pub cache_write: Option<Spanned<f64>>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Allowed commands.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Forbidden commands.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Commands that need approval.
+    #[serde(default)]
+    pub approve: Vec<String>,
+    /// What no rule covers: `allow`, `deny` or `approve`.
+    pub default: Option<Spanned<String>>,
+}
+
+/// `[[guardrails]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailConfig {
+    /// Name.
+    pub name: String,
+    /// validation | block | approval_required | rate_limit | cost_limit.
+    pub kind: Spanned<String>,
+    /// input | platform | execution | output.
+    pub layer: Option<Spanned<String>>,
+    /// CEL condition.
+    pub when: Option<String>,
+    /// Message when it fires.
+    pub message: Option<String>,
+}
+
+/// `[budgets]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Per task, USD.
+    pub per_task_usd: Option<Spanned<f64>>,
+    /// Per day, USD.
+    pub per_day_usd: Option<Spanned<f64>>,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Servers by name.
+    #[serde(default)]
+    pub servers: IndexMap<String, McpServerConfig>,
+}
+
+/// `[mcp.servers.NAME]`: `command` (stdio) or `url` (streamable HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Program to start.
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment for it.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Streamable HTTP endpoint.
+    pub url: Option<String>,
+}
+
+/// The providers this build speaks.
+pub const KNOWN_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+
+impl HybridConfig {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let err_at =
+            |span: Option<std::ops::Range<usize>>, key: String, message: String| ConfigError {
+                file: path.to_path_buf(),
+                line: span.map(|s| line_of(text, s.start)),
+                key,
+                message,
+            };
+        let de = toml::Deserializer::new(text);
+        let config: HybridConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if key == "." || key.is_empty() {
+                "-".to_owned()
+            } else {
+                key
+            };
+            err_at(
+                inner.span(),
+                key,
+                inner.message().replace('\n', " ").trim().to_owned(),
+            )
+        })?;
+        config
+            .validate()
+            .map_err(|(span, key, message)| err_at(Some(span), key, message))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (std::ops::Range<usize>, String, String)> {
+        for (name, p) in &self.platforms {
+            let provider = p.provider.get_ref();
+            if !KNOWN_PROVIDERS.contains(&provider.as_str()) {
+                return Err((
+                    p.provider.span(),
+                    format!("platforms.{name}.provider"),
+                    format!("unknown provider `{provider}` (expected one of: openai, anthropic)"),
+                ));
+            }
+            if let Some(url) = &p.base_url {
+                let u = url.get_ref();
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err((
+                        url.span(),
+                        format!("platforms.{name}.base_url"),
+                        format!("`{u}` is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if let Some(t) = &p.temperature {
+                if !(0.0..=2.0).contains(t.get_ref()) {
+                    return Err((
+                        t.span(),
+                        format!("platforms.{name}.temperature"),
+                        format!("must be between 0 and 2, got {}", t.get_ref()),
+                    ));
+                }
+            }
+            if let Some(t) = &p.timeout_secs {
+                if *t.get_ref() == 0 {
+                    return Err((
+                        t.span(),
+                        format!("platforms.{name}.timeout_secs"),
+                        "must be at least 1".into(),
+                    ));
+                }
+            }
+            if let Some(a) = &p.max_attempts {
+                if *a.get_ref() == 0 {
+                    return Err((
+                        a.span(),
+                        format!("platforms.{name}.max_attempts"),
+                        "must be at least 1".into(),
+                    ));
+                }
+            }
+        }
+        let platform_names: Vec<&str> = self.platform_names();
+        for (name, a) in &self.agents {
+            let p = a.platform.get_ref();
+            if !platform_names.contains(&p.as_str()) {
+                return Err((
+                    a.platform.span(),
+                    format!("agents.{name}.platform"),
+                    format!(
+                        "no platform named `{p}` (known: {})",
+                        platform_names.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &self.router.default_platform {
+            let p = d.get_ref();
+            if !platform_names.contains(&p.as_str()) {
+                return Err((
+                    d.span(),
+                    "router.default_platform".into(),
+                    format!(
+                        "no platform named `{p}` (known: {})",
+                        platform_names.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (model, price) in &self.prices {
+            let fields = [
+                ("input", Some(&price.input)),
+                ("output", Some(&price.output)),
+                ("cache_read", price.cache_read.as_ref()),
+                ("cache_write", price.cache_write.as_ref()),
+            ];
+            for (field, value) in fields {
+                if let Some(v) = value {
+                    if !v.get_ref().is_finite() || *v.get_ref() < 0.0 {
+                        return Err((
+                            v.span(),
+                            format!("prices.{model}.{field}"),
+                            format!("must be a non-negative number, got {}", v.get_ref()),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(policy) = &self.policy {
+            if let Some(d) = &policy.default {
+                if !["allow", "deny", "approve"].contains(&d.get_ref().as_str()) {
+                    return Err((
+                        d.span(),
+                        "policy.default".into(),
+                        format!("`{}` is not one of: allow, deny, approve", d.get_ref()),
+                    ));
+                }
+            }
+        }
+        for (i, g) in self.guardrails.iter().enumerate() {
+            const KINDS: [&str; 5] = [
+                "validation",
+                "block",
+                "approval_required",
+                "rate_limit",
+                "cost_limit",
+            ];
+            if !KINDS.contains(&g.kind.get_ref().as_str()) {
+                return Err((
+                    g.kind.span(),
+                    format!("guardrails[{i}].kind"),
+                    format!(
+                        "guardrail `{}`: unknown kind `{}` (expected one of: {})",
+                        g.name,
+                        g.kind.get_ref(),
+                        KINDS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(layer) = &g.layer {
+                const LAYERS: [&str; 4] = ["input", "platform", "execution", "output"];
+                if !LAYERS.contains(&layer.get_ref().as_str()) {
+                    return Err((
+                        layer.span(),
+                        format!("guardrails[{i}].layer"),
+                        format!(
+                            "guardrail `{}`: unknown layer `{}` (expected one of: {})",
+                            g.name,
+                            layer.get_ref(),
+                            LAYERS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(b) = &self.budgets {
+            for (field, value) in [
+                ("per_task_usd", &b.per_task_usd),
+                ("per_day_usd", &b.per_day_usd),
+            ] {
+                if let Some(v) = value {
+                    if !v.get_ref().is_finite() || *v.get_ref() < 0.0 {
+                        return Err((
+                            v.span(),
+                            format!("budgets.{field}"),
+                            format!("must be a non-negative number, got {}", v.get_ref()),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(mcp) = &self.mcp {
+            for (name, s) in &mcp.servers {
+                if s.command.is_some() == s.url.is_some() {
+                    return Err((
+                        0..0,
+                        format!("mcp.servers.{name}"),
+                        "set exactly one of `command` (stdio) or `url` (streamable HTTP)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Platform names after defaults: the file's, or `openai` and `claude`.
+    pub fn platform_names(&self) -> Vec<&str> {
+        if self.platforms.is_empty() {
+            vec![crate::router::OPENAI, crate::router::CLAUDE]
+        } else {
+            self.platforms.keys().map(String::as_str).collect()
+        }
+    }
+
+    /// The platforms to build: the file's, or the two defaults.
+    pub fn effective_platforms(&self) -> IndexMap<String, PlatformConfig> {
+        if !self.platforms.is_empty() {
+            return self.platforms.clone();
+        }
+        let mut m = IndexMap::new();
+        m.insert(
+            crate::router::OPENAI.to_owned(),
+            PlatformConfig::new("openai"),
+        );
+        m.insert(
+            crate::router::CLAUDE.to_owned(),
+            PlatformConfig::new("anthropic"),
+        );
+        m
+    }
+
+    /// The router's default platform.
+    pub fn default_platform(&self) -> String {
+        self.router
+            .default_platform
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| crate::router::OPENAI.to_owned())
+    }
+}
+
+impl PlatformConfig {
+    /// A platform on `provider` with every other setting defaulted.
+    pub fn new(provider: &str) -> Self {
+        PlatformConfig {
+            provider: Spanned::new(0..0, provider.to_owned()),
+            model: None,
+            base_url: None,
+            api_key_env: None,
+            max_tokens: None,
+            temperature: None,
+            stream: None,
+            timeout_secs: None,
+            max_attempts: None,
+            tools: Vec::new(),
+            instructions: None,
+        }
+    }
+}
+
+/// 1-based line of byte offset `pos` in `text`.
+fn line_of(text: &str, pos: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(pos)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HybridConfig, ConfigError> {
+        HybridConfig::parse(text, Path::new("hybrid.toml"))
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let c = parse(
+            r#"
+[platforms.openai]
+provider = "openai"
+model = "gpt-4.1-mini"
+base_url = "http://127.0.0.1:9/v1"
+
+[platforms.claude]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+tools = ["bash", "read_file", "grep", "mcp:github:*"]
+
+[agents.coordinator]
+platform = "openai"
+instructions = "plan"
+
+[policy]
+allow   = ["ls", "cat"]
+deny    = ["rm -rf"]
+approve = ["git push"]
+default = "approve"
+
+[[guardrails]]
+name    = "cost_limit"
+kind    = "block"
+layer   = "platform"
+when    = "task.estimated_cost > 10.0"
+message = "Task exceeds $10 cost limit"
+
+[budgets]
+per_task_usd = 5.0
+per_day_usd  = 50.0
+
+[mcp.servers.github]
+command = "github-mcp"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.platform_names(), vec!["openai", "claude"]);
+        assert_eq!(c.guardrails.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[platforms.openai]\nprovider = \"openai\"\nmodle = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.key.contains("platforms.openai"), "{e}");
+        assert!(e.message.contains("modle"), "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with("hybrid.toml:3: "), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn unknown_top_level_section() {
+        let e = parse("\n\n[platfroms.openai]\nprovider = \"openai\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("platfroms"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let e = parse("[platforms.openai]\nprovider = \"openai\"\nmax_tokens = \"many\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.key.contains("max_tokens"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_key_and_line() {
+        let e = parse("[platforms.x]\nprovider = \"gemini\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "platforms.x.provider"),
+            "{e}"
+        );
+        let e = parse("[agents.a]\nplatform = \"nope\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "agents.a.platform"),
+            "{e}"
+        );
+        let e = parse("[[guardrails]]\nname = \"g\"\nkind = \"stop\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(3), "guardrails[0].kind"),
+            "{e}"
+        );
+        let e = parse("[budgets]\nper_day_usd = -1.0\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "budgets.per_day_usd"),
+            "{e}"
+        );
+        let e =
+            parse("[platforms.o]\nprovider = \"openai\"\nbase_url = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(3), "platforms.o.base_url"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = parse("[platforms.openai\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn empty_file_gives_two_default_platforms() {
+        let c = parse("").unwrap();
+        let p = c.effective_platforms();
+        assert_eq!(p["openai"].provider.get_ref(), "openai");
+        assert_eq!(p["claude"].provider.get_ref(), "anthropic");
+        assert_eq!(c.default_platform(), "openai");
+    }
+}

@@ -1,0 +1,59 @@
+//! Errors of the platform facade.
+
+use hybrid_core::{CoreError, TaskId, TaskStatus};
+use hybrid_llm::LlmError;
+use hybrid_store::StoreError;
+
+use crate::config::ConfigError;
+
+/// What can go wrong running a task.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// A model provider failed.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A core rule was broken (an illegal transition, a bad value).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// No platform has that name.
+    #[error("unknown platform `{name}` (registered: {known})")]
+    UnknownPlatform {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Something this build cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The task ran and ended without completing; it is recorded in the store.
+    #[error("task {task_id} {status}: {source}")]
+    Task {
+        /// The task.
+        task_id: TaskId,
+        /// Its final status.
+        status: TaskStatus,
+        /// Why.
+        #[source]
+        source: Box<PlatformError>,
+    },
+}
+
+impl PlatformError {
+    /// The innermost cause (unwraps [`PlatformError::Task`]).
+    pub fn root(&self) -> &PlatformError {
+        match self {
+            PlatformError::Task { source, .. } => source.root(),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The [`Platform`] trait: something that can run a task as one stage, and the
+//! registry that holds platforms by name.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hybrid_core::{StageResult, Task};
+use indexmap::IndexMap;
+
+use crate::{PlatformError, RunContext};
+
+/// What a platform can do, for routing and display.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Runs bash and touches files.
+    pub system_access: bool,
+    /// Calls tools.
+    pub tools: bool,
+    /// Streams text.
+    pub streaming: bool,
+}
+
+/// A place a task can run: one agent on one provider, a custom integration, …
+#[async_trait]
+pub trait Platform: Send + Sync + std::fmt::Debug {
+    /// Its registry name.
+    fn id(&self) -> &str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The model it uses, when it has one.
+    fn model(&self) -> Option<&str> {
+        None
+    }
+
+    /// The agent (role) that will run `task` here.
+    fn agent_for(&self, _task: &Task) -> String {
+        self.id().to_owned()
+    }
+
+    /// Runs the task as one stage, reporting through `ctx`.
+    async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError>;
+}
+
+/// Platforms by name, in registration order.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformRegistry {
+    platforms: IndexMap<String, Arc<dyn Platform>>,
+}
+
+impl PlatformRegistry {
+    /// Adds or replaces a platform under its id.
+    pub fn insert(&mut self, platform: Arc<dyn Platform>) {
+        self.platforms.insert(platform.id().to_owned(), platform);
+    }
+
+    /// The platform with this name.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Platform>> {
+        self.platforms.get(name)
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.platforms.keys().map(String::as_str).collect()
+    }
+
+    /// Looks a platform up, or says which exist.
+    pub fn require(&self, name: &str) -> Result<Arc<dyn Platform>, PlatformError> {
+        self.get(name)
+            .cloned()
+            .ok_or_else(|| PlatformError::UnknownPlatform {
+                name: name.to_owned(),
+                known: self.names().join(", "),
+            })
+    }
+}

@@ -1,0 +1,135 @@
+//! [`StoreError`]: everything that can go wrong talking to the database.
+//!
+//! Messages are one line and name what failed (the URL scheme, the task id, the
+//! operation). The underlying `sqlx` error is kept in a public field and
+//! printed inside the message, so it is not repeated as a `source()`.
+
+use std::path::PathBuf;
+
+use hybrid_core::{CoreError, TaskId};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or reached.
+    #[error("cannot connect to the {backend} database: {error}")]
+    Connection {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What the driver said.
+        error: sqlx::Error,
+    },
+    /// The directory for a SQLite file could not be created.
+    #[error("cannot create database directory {}: {error}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate the {backend} database: {error}")]
+    Migration {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What the migrator said.
+        error: sqlx::migrate::MigrateError,
+    },
+    /// A statement failed.
+    #[error("database error while {context}: {error}")]
+    Query {
+        /// What was being done, e.g. `appending event 3 of task 0190…`.
+        context: String,
+        /// What the driver said.
+        error: sqlx::Error,
+    },
+    /// No task has this id.
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    /// A row with the same key is already stored.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The state machine does not allow the requested status change.
+    #[error("task {id}: {error}")]
+    IllegalTransition {
+        /// The task.
+        id: TaskId,
+        /// The core error, [`CoreError::IllegalTransition`], naming both statuses.
+        error: CoreError,
+    },
+    /// Other writers kept changing the task's status; the compare-and-set gave up.
+    #[error(
+        "task {id}: status kept changing under concurrent writers, gave up after {attempts} attempts"
+    )]
+    Contention {
+        /// The task.
+        id: TaskId,
+        /// How many times the compare-and-set was tried.
+        attempts: u32,
+    },
+    /// A value could not be written as JSON.
+    #[error("cannot encode {what} as JSON: {detail}")]
+    Encode {
+        /// What was written, e.g. `result of task 0190…`.
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// A stored value could not be turned back into its type.
+    #[error("cannot decode stored {what}: {detail}")]
+    Decode {
+        /// What was read, e.g. `result of task 0190…`.
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
+    /// The URL names no backend this crate knows.
+    #[error(
+        "unsupported database URL scheme `{scheme}` (expected sqlite://, sqlite::memory:, postgres:// or postgresql://)"
+    )]
+    UnsupportedUrl {
+        /// The scheme as written (the text before the first `:`), or the whole URL if it has none.
+        scheme: String,
+    },
+    /// A PostgreSQL schema name that is not a plain lower-case identifier.
+    #[error(
+        "invalid postgres schema name `{0}` (use lower-case letters, digits and `_`, at most 63 bytes, not starting with a digit)"
+    )]
+    InvalidSchema(String),
+}
+
+impl StoreError {
+    /// A failed statement, with what was being done.
+    pub(crate) fn query(context: impl Into<String>, error: sqlx::Error) -> Self {
+        StoreError::Query {
+            context: context.into(),
+            error,
+        }
+    }
+
+    /// A value that did not encode.
+    pub(crate) fn encode(what: impl Into<String>, detail: impl ToString) -> Self {
+        StoreError::Encode {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A stored value that did not decode.
+    pub(crate) fn decode(what: impl Into<String>, detail: impl ToString) -> Self {
+        StoreError::Decode {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// Whether the error is a unique or primary-key violation.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// Whether the error is a foreign-key violation.
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation())
+}

@@ -1,0 +1,657 @@
+//! The PostgreSQL backend: one database shared by several workers.
+//!
+//! Status changes use a compare-and-set (`UPDATE … WHERE status = $old`) in
+//! a `READ COMMITTED` transaction: a writer that loses a race updates no row,
+//! rolls back, re-reads and checks the state machine again. Metrics read in one
+//! `REPEATABLE READ` snapshot.
+//!
+//! [`connect_postgres_in_schema`] puts every table in one schema (created if
+//! missing), which is how tests isolate themselves in a shared database;
+//! [`drop_postgres_schema`] removes it again.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hybrid_core::{Event, Money, RouteInfo, StageResult, Task, TaskId, TaskResult, TaskStatus};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Transaction};
+
+use crate::codec::{self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, micros};
+use crate::error::{is_foreign_key_violation, is_unique_violation};
+use crate::{
+    MetricsSnapshot, StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
+};
+
+const BACKEND: &str = "postgres";
+const MAX_CONNECTIONS: u32 = 10;
+
+/// A [`Store`] on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// The outcome of one status compare-and-set.
+enum Cas {
+    /// The status moved; holds the previous one.
+    Moved(TaskStatus),
+    /// The task was already in the target status (allowed for `finish`).
+    Already(TaskStatus),
+    /// Another writer changed the status between the read and the update.
+    Lost,
+}
+
+/// Connects to PostgreSQL at `url` with every table in `schema`: creates the
+/// schema if it does not exist, sets `search_path` to it on every pooled
+/// connection, and runs the migrations there.
+///
+/// For tests sharing one database: use a fresh schema per test (say
+/// `hs_<random>`) and [`drop_postgres_schema`] it afterwards. `schema` must be
+/// a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes), else
+/// [`StoreError::InvalidSchema`].
+pub async fn connect_postgres_in_schema(
+    url: &str,
+    schema: &str,
+) -> Result<PostgresStore, StoreError> {
+    check_schema_name(schema)?;
+    let mut conn = admin_connection(url).await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::query(format!("creating schema {schema}"), e))?;
+    // Closing is best effort: the schema exists either way.
+    let _ = conn.close().await;
+    PostgresStore::connect_with(options(url)?.options([("search_path", schema)])).await
+}
+
+/// Drops `schema` and everything in it (`DROP SCHEMA IF EXISTS … CASCADE`).
+/// The counterpart of [`connect_postgres_in_schema`] for test clean-up.
+pub async fn drop_postgres_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    check_schema_name(schema)?;
+    let mut conn = admin_connection(url).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::query(format!("dropping schema {schema}"), e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// Only plain lower-case identifiers: they need no quoting rules and cannot
+/// smuggle SQL into the `CREATE SCHEMA` / `search_path` text.
+fn check_schema_name(schema: &str) -> Result<(), StoreError> {
+    let mut chars = schema.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && schema.len() <= 63 {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidSchema(schema.to_owned()))
+    }
+}
+
+fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|error| StoreError::Connection {
+        backend: BACKEND,
+        error,
+    })
+}
+
+async fn admin_connection(url: &str) -> Result<PgConnection, StoreError> {
+    PgConnection::connect_with(&options(url)?)
+        .await
+        .map_err(|error| StoreError::Connection {
+            backend: BACKEND,
+            error,
+        })
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…` or `postgresql://…`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(options(url)?).await
+    }
+
+    async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Connection {
+                backend: BACKEND,
+                error,
+            })?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migration {
+                backend: BACKEND,
+                error,
+            })?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The connection pool, for callers that need SQL this trait does not offer.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self, context: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::query(context, e))
+    }
+
+    /// Retries [`cas_status`] until it does not lose a race; with `result`,
+    /// writes the result columns in the same transaction (and then a task
+    /// already in `to` is accepted as is).
+    async fn change_status(
+        &self,
+        id: &TaskId,
+        to: TaskStatus,
+        reason: Option<&str>,
+        result: Option<&ResultColumns>,
+    ) -> Result<TaskStatus, StoreError> {
+        let context = format!("moving task {id} to {to}");
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let mut tx = self.begin(&context).await?;
+            let now = micros(Utc::now());
+            let previous = match cas_status(
+                &mut tx,
+                id,
+                to,
+                reason,
+                result.is_some(),
+                now,
+                &context,
+            )
+            .await?
+            {
+                Cas::Lost => {
+                    tracing::debug!(task = %id, %to, "status compare-and-set lost a race; retrying");
+                    continue;
+                }
+                Cas::Moved(from) | Cas::Already(from) => from,
+            };
+            if let Some(r) = result {
+                write_result(&mut tx, id, r, now).await?;
+            }
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::query(&context, e))?;
+            return Ok(previous);
+        }
+        Err(StoreError::Contention {
+            id: id.clone(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+}
+
+/// Reads the status and, if the move is legal, updates it only if it is still
+/// the status read (compare-and-set) and records the change.
+async fn cas_status(
+    conn: &mut PgConnection,
+    id: &TaskId,
+    to: TaskStatus,
+    reason: Option<&str>,
+    allow_same: bool,
+    now: DateTime<Utc>,
+    context: &str,
+) -> Result<Cas, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| StoreError::query(context, e))?;
+    let Some((current,)) = row else {
+        return Err(StoreError::NotFound(id.clone()));
+    };
+    let from = codec::status(&current, &format!("status of task {id}"))?;
+    if allow_same && from == to {
+        return Ok(Cas::Already(from));
+    }
+    from.transition(to)
+        .map_err(|error| StoreError::IllegalTransition {
+            id: id.clone(),
+            error,
+        })?;
+    let updated =
+        sqlx::query("UPDATE tasks SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id.as_str())
+            .bind(from.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::query(context, e))?;
+    if updated.rows_affected() != 1 {
+        return Ok(Cas::Lost);
+    }
+    sqlx::query(
+        "INSERT INTO status_changes (task_id, from_status, to_status, reason, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_str())
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(context, e))?;
+    Ok(Cas::Moved(from))
+}
+
+/// Writes the result columns of a task.
+async fn write_result(
+    conn: &mut PgConnection,
+    id: &TaskId,
+    r: &ResultColumns,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tasks SET result = $1::json, platform = $2, route = $3::json, output = $4, \
+         input_tokens = $5, output_tokens = $6, cache_read_tokens = $7, cache_write_tokens = $8, \
+         cost_nanos = $9, duration_ms = $10, error = $11, finished_at = $12, updated_at = $12 \
+         WHERE id = $13",
+    )
+    .bind(&r.json)
+    .bind(&r.platform)
+    .bind(&r.route_json)
+    .bind(&r.output)
+    .bind(r.input_tokens)
+    .bind(r.output_tokens)
+    .bind(r.cache_read_tokens)
+    .bind(r.cache_write_tokens)
+    .bind(r.cost_nanos)
+    .bind(r.duration_ms)
+    .bind(&r.error)
+    .bind(now)
+    .bind(id.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(format!("storing the result of task {id}"), e))?;
+    Ok(())
+}
+
+/// Which events a batch holds, for error messages.
+fn describe_events(events: &[Event]) -> String {
+    match events {
+        [one] => format!("event {} of task {}", one.seq, one.task_id),
+        [first, ..] if events.iter().all(|e| e.task_id == first.task_id) => {
+            let min = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
+            let max = events.iter().map(|e| e.seq).max().unwrap_or(first.seq);
+            format!("one of events {min}..={max} of task {}", first.task_id)
+        }
+        _ => format!("one of a batch of {} events", events.len()),
+    }
+}
+
+/// Inserts events with one statement (arrays unnested into rows).
+async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<(), StoreError> {
+    let mut task_ids = Vec::with_capacity(events.len());
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut ats = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for e in events {
+        let what = format!("event {} of task {}", e.seq, e.task_id);
+        bodies.push(codec::to_json(e, &what)?);
+        task_ids.push(e.task_id.as_str().to_owned());
+        seqs.push(codec::db_int(e.seq));
+        types.push(e.kind.name().to_owned());
+        ats.push(micros(e.at));
+    }
+    sqlx::query(
+        "INSERT INTO events (task_id, seq, event_type, at, body) \
+         SELECT t, s, k, a, b::json \
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[]) \
+         AS u(t, s, k, a, b)",
+    )
+    .bind(task_ids)
+    .bind(seqs)
+    .bind(types)
+    .bind(ats)
+    .bind(bodies)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        let single_task = events
+            .iter()
+            .all(|ev| Some(&ev.task_id) == events.first().map(|f| &f.task_id));
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists(describe_events(events))
+        } else if let (true, true, Some(first)) =
+            (is_foreign_key_violation(&e), single_task, events.first())
+        {
+            StoreError::NotFound(first.task_id.clone())
+        } else {
+            StoreError::query(format!("appending {}", describe_events(events)), e)
+        }
+    })?;
+    Ok(())
+}
+
+type TaskRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+type SummaryRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    Option<i64>,
+    Option<i64>,
+);
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn create_task(&self, task: &Task) -> Result<(), StoreError> {
+        let id = &task.id;
+        let context = format!("creating task {id}");
+        let json = codec::to_json(task, &format!("task {id}"))?;
+        let now = micros(Utc::now());
+        let mut tx = self.begin(&context).await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, description, task_type, priority, status, submitted_by, task, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9)",
+        )
+        .bind(id.as_str())
+        .bind(&task.description)
+        .bind(task.task_type.as_str())
+        .bind(i16::from(task.priority.get()))
+        .bind(TaskStatus::Pending.as_str())
+        .bind(&task.submitted_by)
+        .bind(&json)
+        .bind(micros(task.created_at))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("task {id}"))
+            } else {
+                StoreError::query(&context, e)
+            }
+        })?;
+        sqlx::query(
+            "INSERT INTO status_changes (task_id, from_status, to_status, reason, at) \
+             VALUES ($1, NULL, $2, NULL, $3)",
+        )
+        .bind(id.as_str())
+        .bind(TaskStatus::Pending.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::query(&context, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))
+    }
+
+    async fn transition(
+        &self,
+        id: &TaskId,
+        to: TaskStatus,
+        reason: Option<&str>,
+    ) -> Result<TaskStatus, StoreError> {
+        self.change_status(id, to, reason, None).await
+    }
+
+    async fn set_route(&self, id: &TaskId, route: &RouteInfo) -> Result<(), StoreError> {
+        let json = codec::to_json(route, &format!("route of task {id}"))?;
+        let done = sqlx::query(
+            "UPDATE tasks SET platform = $1, route = $2::json, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&route.platform)
+        .bind(json)
+        .bind(micros(Utc::now()))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("setting the route of task {id}"), e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<(), StoreError> {
+        self.append_events(std::slice::from_ref(event)).await
+    }
+
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One statement is one transaction: all rows or none.
+        let mut conn =
+            self.pool.acquire().await.map_err(|e| {
+                StoreError::query(format!("appending {}", describe_events(events)), e)
+            })?;
+        insert_events(&mut conn, events).await
+    }
+
+    async fn put_stage(
+        &self,
+        id: &TaskId,
+        position: u32,
+        name: &str,
+        stage: &StageResult,
+    ) -> Result<(), StoreError> {
+        let what = format!("stage {position} ({name}) of task {id}");
+        sqlx::query(
+            "INSERT INTO stages (task_id, position, name, agent, platform, body, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6::json, $7) \
+             ON CONFLICT (task_id, position) DO UPDATE SET name = excluded.name, \
+             agent = excluded.agent, platform = excluded.platform, body = excluded.body, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(id.as_str())
+        .bind(i64::from(position))
+        .bind(name)
+        .bind(&stage.agent)
+        .bind(&stage.platform)
+        .bind(codec::to_json(stage, &what)?)
+        .bind(micros(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(id.clone())
+            } else {
+                StoreError::query(format!("storing {what}"), e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn finish(&self, result: &TaskResult) -> Result<(), StoreError> {
+        let columns = ResultColumns::new(result)?;
+        let reason = result.error.as_deref();
+        self.change_status(&result.task_id, result.status, reason, Some(&columns))
+            .await?;
+        Ok(())
+    }
+
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        let row: Option<TaskRow> = sqlx::query_as(
+            "SELECT task::text, status, route::text, result::text, created_at, updated_at \
+             FROM tasks WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("reading task {id}"), e))?;
+        let Some((task, status, route, result, created_at, updated_at)) = row else {
+            return Ok(None);
+        };
+        let what = format!("task {id}");
+        Ok(Some(TaskRecord {
+            task: codec::from_json(&task, &what)?,
+            status: codec::status(&status, &what)?,
+            route: route.map(|r| codec::from_json(&r, &what)).transpose()?,
+            result: result.map(|r| codec::from_json(&r, &what)).transpose()?,
+            created_at,
+            updated_at,
+        }))
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskSummary>, StoreError> {
+        const COLUMNS: &str = "SELECT id, description, task_type, status, platform, created_at, \
+                               duration_ms, cost_nanos FROM tasks";
+        const ORDER: &str = "ORDER BY created_at DESC, id DESC LIMIT";
+        let limit = i64::from(filter.effective_limit());
+        let sql = match filter.status {
+            Some(_) => format!("{COLUMNS} WHERE status = $1 {ORDER} $2"),
+            None => format!("{COLUMNS} {ORDER} $1"),
+        };
+        let mut query = sqlx::query_as(&sql);
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        let query = query.bind(limit);
+        let rows: Vec<SummaryRow> = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("listing tasks", e))?;
+        rows.into_iter()
+            .map(
+                |(id, description, task_type, status, platform, created_at, duration, cost)| {
+                    let what = format!("task {id}");
+                    Ok(TaskSummary {
+                        task_type: codec::task_type(&task_type, &what)?,
+                        status: codec::status(&status, &what)?,
+                        duration_ms: duration.map(|d| codec::from_db_int(d, &what)).transpose()?,
+                        cost: cost.map(Money::from_nanos),
+                        id: id.into(),
+                        description,
+                        platform,
+                        created_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn events(&self, id: &TaskId) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, body::text FROM events WHERE task_id = $1 ORDER BY seq")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StoreError::query(format!("reading the events of task {id}"), e))?;
+        rows.into_iter()
+            .map(|(seq, body)| codec::from_json(&body, &format!("event {seq} of task {id}")))
+            .collect()
+    }
+
+    async fn stages(&self, id: &TaskId) -> Result<Vec<(String, StageResult)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, body::text FROM stages WHERE task_id = $1 ORDER BY position",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("reading the stages of task {id}"), e))?;
+        rows.into_iter()
+            .map(|(name, body)| {
+                let stage = codec::from_json(&body, &format!("stage {name} of task {id}"))?;
+                Ok((name, stage))
+            })
+            .collect()
+    }
+
+    async fn status_history(&self, id: &TaskId) -> Result<Vec<StatusChange>, StoreError> {
+        let rows: Vec<(Option<String>, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT from_status, to_status, reason, at FROM status_changes \
+             WHERE task_id = $1 ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("reading the status history of task {id}"), e))?;
+        let what = format!("status history of task {id}");
+        rows.into_iter()
+            .map(|(from, to, reason, at)| {
+                Ok(StatusChange {
+                    from: from.map(|f| codec::status(&f, &what)).transpose()?,
+                    to: codec::status(&to, &what)?,
+                    reason,
+                    at,
+                })
+            })
+            .collect()
+    }
+
+    async fn metrics(&self) -> Result<MetricsSnapshot, StoreError> {
+        let err = |e| StoreError::query("computing metrics", e);
+        // One snapshot for all three queries.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(err)?;
+        let status_counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+        let platform_counts: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT platform, COUNT(*) FROM tasks \
+             WHERE status IN ({}) AND platform IS NOT NULL GROUP BY platform",
+            codec::terminal_status_sql_list()
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        #[allow(clippy::type_complexity)]
+        let sums: (
+            Option<f64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT AVG(duration_ms)::DOUBLE PRECISION, SUM(input_tokens)::BIGINT, \
+             SUM(output_tokens)::BIGINT, SUM(cache_read_tokens)::BIGINT, \
+             SUM(cache_write_tokens)::BIGINT, SUM(cost_nanos)::BIGINT, \
+             COUNT(*) - COUNT(cost_nanos) FROM tasks WHERE result IS NOT NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        let (avg_duration_ms, input, output, cache_read, cache_write, cost_nanos, unpriced) = sums;
+        RawMetrics {
+            status_counts,
+            platform_counts,
+            avg_duration_ms,
+            input_tokens: input,
+            output_tokens: output,
+            cache_read_tokens: cache_read,
+            cache_write_tokens: cache_write,
+            cost_nanos,
+            unpriced,
+        }
+        .into_snapshot()
+    }
+}

@@ -1,0 +1,197 @@
+//! The [`Store`] trait and the records it reads and writes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hybrid_core::{
+    Event, Money, RouteInfo, StageResult, Task, TaskId, TaskResult, TaskStatus, TaskType, Usage,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// Durable task state, the same for every backend.
+///
+/// Every write is committed before the call returns, so another process (or
+/// another worker on another machine, with PostgreSQL) sees it at once.
+/// Status changes go through [`TaskStatus::can_transition`] inside one
+/// transaction with a compare-and-set on the old status, so two writers racing
+/// on one task cannot both win.
+///
+/// | table | one row per | key | holds |
+/// | --- | --- | --- | --- |
+/// | `tasks` | task | `id` | the task JSON; indexed columns `task_type`, `priority`, `status`, `submitted_by`, `created_at`, `updated_at`; `platform` and route JSON (from [`set_route`](Store::set_route) / [`finish`](Store::finish)); result JSON and its columns `output`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `cost_nanos` (NULL = unknown), `duration_ms`, `error`, `finished_at` |
+/// | `status_changes` | status change | `id` (insertion order) | `task_id`, `from_status` (NULL on creation), `to_status`, `reason`, `at` |
+/// | `events` | [`Event`] | (`task_id`, `seq`) | `event_type`, `at`, the event JSON |
+/// | `stages` | stage of a task | (`task_id`, `position`) | `name`, `agent`, `platform`, the [`StageResult`] JSON |
+///
+/// Indexes: `tasks(status)`, `tasks(created_at)`, `status_changes(task_id, id)`;
+/// `events(task_id, seq)` and `stages(task_id, position)` are primary keys.
+/// Money is stored as integer nano-dollars; JSON is `TEXT` in SQLite and
+/// `JSON` in PostgreSQL (not `JSONB`, which would reorder keys and lose stage
+/// order); timestamps are RFC 3339 `TEXT` with microseconds in SQLite and
+/// `TIMESTAMPTZ` in PostgreSQL.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Stores a new task in status `pending` and records the creation in the
+    /// status history. [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_task(&self, task: &Task) -> Result<(), StoreError>;
+
+    /// Moves a task to `to` if the state machine allows it from the status it
+    /// is in now, records the change, and returns the previous status.
+    ///
+    /// [`StoreError::IllegalTransition`] (status unchanged) if not allowed,
+    /// [`StoreError::NotFound`] if there is no such task.
+    async fn transition(
+        &self,
+        id: &TaskId,
+        to: TaskStatus,
+        reason: Option<&str>,
+    ) -> Result<TaskStatus, StoreError>;
+
+    /// Records the routing decision (the `platform` column and the route JSON).
+    async fn set_route(&self, id: &TaskId, route: &RouteInfo) -> Result<(), StoreError>;
+
+    /// Appends one event. [`StoreError::AlreadyExists`] if its `(task_id, seq)`
+    /// is taken, [`StoreError::NotFound`] if the task is unknown.
+    async fn append_event(&self, event: &Event) -> Result<(), StoreError>;
+
+    /// Appends several events in one transaction: all or none.
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
+
+    /// Inserts or replaces the stage at `position` of a task.
+    async fn put_stage(
+        &self,
+        id: &TaskId,
+        position: u32,
+        name: &str,
+        stage: &StageResult,
+    ) -> Result<(), StoreError>;
+
+    /// Stores the final result and moves the task to `result.status`, in one
+    /// transaction. The status change is checked like [`transition`](Store::transition);
+    /// a task already in `result.status` (say, blocked earlier by a guardrail)
+    /// keeps it and just gets the result.
+    async fn finish(&self, result: &TaskResult) -> Result<(), StoreError>;
+
+    /// The task and everything known about it, `None` if there is no such task.
+    async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// Tasks, newest first, filtered by status, at most `limit` (default 50).
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskSummary>, StoreError>;
+
+    /// A task's events, by `seq`.
+    async fn events(&self, id: &TaskId) -> Result<Vec<Event>, StoreError>;
+
+    /// A task's stages (name and result), by position.
+    async fn stages(&self, id: &TaskId) -> Result<Vec<(String, StageResult)>, StoreError>;
+
+    /// Every status a task has been in, oldest first; the first entry is the
+    /// creation (`from: None, to: pending`).
+    async fn status_history(&self, id: &TaskId) -> Result<Vec<StatusChange>, StoreError>;
+
+    /// Counters over all tasks, computed with SQL aggregates.
+    async fn metrics(&self) -> Result<MetricsSnapshot, StoreError>;
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The task as submitted.
+    pub task: Task,
+    /// Where it is now.
+    pub status: TaskStatus,
+    /// The routing decision, once made.
+    pub route: Option<RouteInfo>,
+    /// The final result, once finished.
+    pub result: Option<TaskResult>,
+    /// When it was created (the task's own `created_at`, to the microsecond).
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One line of a task listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// The task id.
+    pub id: TaskId,
+    /// What to do, in words.
+    pub description: String,
+    /// Category of work.
+    pub task_type: TaskType,
+    /// Where it is now.
+    pub status: TaskStatus,
+    /// The platform it was routed to, once routed.
+    pub platform: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Wall time, once finished.
+    pub duration_ms: Option<u64>,
+    /// Cost, once finished and if it could be priced.
+    pub cost: Option<Money>,
+}
+
+/// Which tasks [`Store::list_tasks`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// Only tasks in this status.
+    pub status: Option<TaskStatus>,
+    /// At most this many (default [`TaskFilter::DEFAULT_LIMIT`]).
+    pub limit: Option<u32>,
+}
+
+impl TaskFilter {
+    /// How many tasks a listing returns when no limit is given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+
+    /// The limit to apply.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT_LIMIT)
+    }
+}
+
+/// One entry of a task's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The status before; `None` for the creation entry.
+    pub from: Option<TaskStatus>,
+    /// The status after.
+    pub to: TaskStatus,
+    /// Why, when given.
+    pub reason: Option<String>,
+    /// When (to the microsecond).
+    pub at: DateTime<Utc>,
+}
+
+/// Counters over every stored task (the seed's `get_metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    /// Tasks in a terminal status (completed, failed, blocked, cancelled).
+    pub tasks_executed: u64,
+    /// Tasks pending, routing, in progress or awaiting approval.
+    pub tasks_in_flight: u64,
+    /// Mean `duration_ms` of tasks with a stored result, in seconds; 0.0 if none.
+    pub avg_execution_time: f64,
+    /// Percent of executed tasks per platform, e.g. `{"openai": 45.0}`.
+    /// Executed tasks that never got a platform (blocked before routing) count
+    /// in the denominator but under no platform.
+    pub platform_distribution: BTreeMap<String, f64>,
+    /// Executed tasks per platform.
+    pub platform_counts: BTreeMap<String, u64>,
+    /// Percent of executed tasks that completed; 0.0 if none.
+    pub success_rate: f64,
+    /// Tasks per status (`in_progress` → 2); statuses with no task are absent.
+    pub status_counts: BTreeMap<String, u64>,
+    /// Tokens summed over stored results.
+    pub tokens: Usage,
+    /// Sum of the known costs of stored results.
+    pub cost_usd: Money,
+    /// Tasks with a stored result whose cost was unknown.
+    pub unpriced_tasks: u64,
+}

@@ -1,0 +1,78 @@
+//! Test support shared by the backend test files: a [`Harness`] that opens
+//! handles to one fresh database and cleans it up, and [`store_suite!`], which
+//! turns every case in [`suite`] into one `#[tokio::test]` for a backend.
+
+pub mod suite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hybrid_store::Store;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Opens a new handle (its own connection pool) to the test's database.
+pub trait Opener: Send + Sync + 'static {
+    /// A new store on the same database as every other handle of this opener.
+    fn open(&self) -> BoxFuture<'_, Arc<dyn Store>>;
+}
+
+/// One fresh database for one test case.
+pub struct Harness {
+    /// Opens handles to it.
+    pub opener: Arc<dyn Opener>,
+    /// Run after the case, whether it passed or not (e.g. drop a schema).
+    pub cleanup: Option<BoxFuture<'static, ()>>,
+}
+
+impl Harness {
+    /// Runs `case` in its own task, then the clean-up, then re-raises the
+    /// case's panic if it had one.
+    pub async fn run<F, Fut>(self, case: F)
+    where
+        F: FnOnce(Arc<dyn Opener>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(case(self.opener.clone())).await;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.await;
+        }
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(e) => panic!("test case task failed: {e}"),
+            }
+        }
+    }
+}
+
+/// `store_suite!(setup)` defines one `#[tokio::test]` per case of [`suite`];
+/// `setup()` returns `Option<Harness>` (`None`: skip, the reason printed).
+macro_rules! store_suite {
+    ($setup:path) => {
+        store_suite!(@cases $setup;
+            create_get_round_trip,
+            lifecycle_and_history,
+            illegal_transition_rejected,
+            concurrent_transitions,
+            events_in_order_and_batch,
+            stages_ordered_and_upsert,
+            finish_round_trip,
+            list_filter_limit_order,
+            metrics_known_data_set,
+            reopen_keeps_data,
+        );
+    };
+    (@cases $setup:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(harness) = $setup().await {
+                    harness.run(common::suite::$case).await;
+                }
+            }
+        )*
+    };
+}

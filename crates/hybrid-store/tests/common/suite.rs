@@ -1,0 +1,785 @@
+//! The one test suite every backend runs. Each case gets a fresh, empty
+//! database through an [`Opener`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
+use hybrid_core::{
+    CoreError, Event, EventKind, Money, Priority, RouteInfo, StageResult, Stages, Task, TaskId,
+    TaskResult, TaskStatus, TaskType, ToolCallRecord, Usage, usd,
+};
+use hybrid_store::{Store, StoreError, TaskFilter};
+use serde_json::json;
+
+use super::Opener;
+use TaskStatus::*;
+
+fn sample_task(description: &str) -> Task {
+    Task::new(description)
+        .with_type(TaskType::SystemOperation)
+        .with_system_access(true)
+        .with_multi_step(true)
+        .with_priority(Priority::new(5).unwrap())
+        .with_context("zeta", json!({"nested": [1, 2, 3], "b": true}))
+        .with_context("alpha", json!("first inserted second"))
+        .with_estimated_cost(usd(1.25))
+        .with_submitter("alice")
+}
+
+fn route(platform: &str) -> RouteInfo {
+    RouteInfo {
+        platform: platform.into(),
+        rule: "type_reasoning".into(),
+        reason: "r".into(),
+    }
+}
+
+fn event(task: &TaskId, seq: u64, kind: EventKind) -> Event {
+    Event {
+        task_id: task.clone(),
+        seq,
+        at: Utc::now(),
+        kind,
+    }
+}
+
+fn stage(agent: &str, platform: &str, output: &str) -> StageResult {
+    StageResult {
+        agent: agent.into(),
+        platform: platform.into(),
+        model: Some("m-1".into()),
+        output: output.into(),
+        usage: Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 2,
+            cache_write_tokens: 0,
+        },
+        cost_usd: Some(usd(0.001)),
+        tools_used: vec!["bash".into()],
+        tool_calls: vec![ToolCallRecord {
+            id: "c1".into(),
+            name: "bash".into(),
+            arguments: json!({"command": "ls"}),
+            output: Some("a\nb".into()),
+            is_error: false,
+        }],
+        verdict: None,
+        finish_reason: Some("end_turn".into()),
+        duration_ms: 12,
+    }
+}
+
+fn result(
+    task: &TaskId,
+    status: TaskStatus,
+    platform: &str,
+    usage: Usage,
+    cost: Option<Money>,
+    duration_ms: u64,
+) -> TaskResult {
+    let mut stages = Stages::new();
+    stages.insert("planning".into(), stage("coordinator", "openai", "plan"));
+    stages.insert("execution".into(), stage("executor", "claude", "done"));
+    stages.insert("verification".into(), stage("validator", "openai", "pass"));
+    TaskResult {
+        task_id: task.clone(),
+        status,
+        platform: platform.into(),
+        route: route(platform),
+        stages,
+        output: format!("output of {task}"),
+        usage,
+        cost_usd: cost,
+        duration_ms,
+        error: (status != Completed).then(|| "it broke".to_owned()),
+    }
+}
+
+async fn to_in_progress(store: &dyn Store, id: &TaskId) {
+    store.transition(id, Routing, None).await.unwrap();
+    store.transition(id, InProgress, None).await.unwrap();
+}
+
+async fn status_of(store: &dyn Store, id: &TaskId) -> TaskStatus {
+    store.get_task(id).await.unwrap().unwrap().status
+}
+
+pub async fn create_get_round_trip(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("Audit the codebase");
+    store.create_task(&task).await.unwrap();
+
+    let record = store
+        .get_task(&task.id)
+        .await
+        .unwrap()
+        .expect("stored task");
+    assert_eq!(record.task, task);
+    // Same JSON text, key order included.
+    assert_eq!(
+        serde_json::to_string(&record.task).unwrap(),
+        serde_json::to_string(&task).unwrap()
+    );
+    assert_eq!(record.status, Pending);
+    assert_eq!(record.route, None);
+    assert_eq!(record.result, None);
+    assert_eq!(record.created_at, task.created_at.trunc_subsecs(6));
+    assert!(record.updated_at >= record.created_at);
+
+    assert!(
+        store
+            .get_task(&"no-such-task".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store.create_task(&task).await.unwrap_err();
+    assert!(matches!(again, StoreError::AlreadyExists(_)), "{again}");
+    assert!(again.to_string().contains(task.id.as_str()), "{again}");
+}
+
+pub async fn lifecycle_and_history(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("lifecycle");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+    let steps = [
+        (Routing, None),
+        (InProgress, Some("routed to claude")),
+        (AwaitingApproval, Some("git push needs approval")),
+        (InProgress, Some("approved by bob")),
+        (Completed, None),
+    ];
+    let mut previous = Pending;
+    for (to, reason) in steps {
+        assert_eq!(store.transition(id, to, reason).await.unwrap(), previous);
+        assert_eq!(status_of(&*store, id).await, to);
+        previous = to;
+    }
+
+    let history = store.status_history(id).await.unwrap();
+    assert_eq!(history.len(), steps.len() + 1);
+    assert_eq!(
+        (history[0].from, history[0].to, history[0].reason.as_deref()),
+        (None, Pending, None)
+    );
+    let mut from = Pending;
+    for (change, (to, reason)) in history[1..].iter().zip(steps) {
+        assert_eq!(change.from, Some(from));
+        assert_eq!(change.to, to);
+        assert_eq!(change.reason.as_deref(), reason);
+        from = to;
+    }
+    assert!(history.windows(2).all(|w| w[0].at <= w[1].at));
+
+    let missing = store
+        .transition(&"ghost".into(), Routing, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, StoreError::NotFound(id) if id.as_str() == "ghost"),
+        "{missing}"
+    );
+    assert_eq!(missing.to_string(), "task ghost not found");
+    assert!(
+        store
+            .status_history(&"ghost".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn illegal_transition_rejected(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("illegal");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+
+    let err = store
+        .transition(id, Completed, Some("skip ahead"))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::IllegalTransition { id: got, error } => {
+            assert_eq!(got, id);
+            assert_eq!(
+                *error,
+                CoreError::IllegalTransition {
+                    from: Pending,
+                    to: Completed
+                }
+            );
+        }
+        other => panic!("expected IllegalTransition, got {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(id.as_str()) && text.contains("pending -> completed"),
+        "{text}"
+    );
+    assert_eq!(status_of(&*store, id).await, Pending);
+    assert_eq!(store.status_history(id).await.unwrap().len(), 1);
+
+    // Completed and blocked are final.
+    to_in_progress(&*store, id).await;
+    store.transition(id, Completed, None).await.unwrap();
+    for to in [InProgress, Cancelled, Failed, Pending] {
+        assert!(matches!(
+            store.transition(id, to, None).await,
+            Err(StoreError::IllegalTransition { .. })
+        ));
+    }
+    assert_eq!(status_of(&*store, id).await, Completed);
+    assert_eq!(store.status_history(id).await.unwrap().len(), 4);
+}
+
+pub async fn concurrent_transitions(db: Arc<dyn Opener>) {
+    // Two handles = two connection pools, as two workers would have.
+    let a = db.open().await;
+    let b = db.open().await;
+    for round in 0..8 {
+        let task = Task::new(format!("race {round}"));
+        let id = task.id.clone();
+        a.create_task(&task).await.unwrap();
+        to_in_progress(&*a, &id).await;
+
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let racer = |store: Arc<dyn Store>, to: TaskStatus| {
+            let (id, barrier) = (id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (to, store.transition(&id, to, Some("race")).await)
+            })
+        };
+        let (first, second) = (racer(a.clone(), Completed), racer(b.clone(), Cancelled));
+        let outcomes = [first.await.unwrap(), second.await.unwrap()];
+
+        let winners: Vec<TaskStatus> = outcomes
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(to, _)| *to)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        for (to, outcome) in &outcomes {
+            match outcome {
+                Ok(previous) => assert_eq!(*previous, InProgress),
+                Err(StoreError::IllegalTransition { error, .. }) => {
+                    assert_eq!(
+                        *error,
+                        CoreError::IllegalTransition {
+                            from: winners[0],
+                            to: *to
+                        }
+                    );
+                }
+                Err(other) => panic!("round {round}: unexpected error {other}"),
+            }
+        }
+        assert_eq!(status_of(&*b, &id).await, winners[0]);
+        let history = a.status_history(&id).await.unwrap();
+        let terminal: Vec<_> = history.iter().filter(|c| c.to.is_terminal()).collect();
+        assert_eq!(terminal.len(), 1, "round {round}: {history:?}");
+        assert_eq!(terminal[0].to, winners[0]);
+    }
+}
+
+pub async fn events_in_order_and_batch(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("events");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+
+    let mut expected = vec![
+        event(
+            id,
+            0,
+            EventKind::Submitted {
+                task: Box::new(task.clone()),
+            },
+        ),
+        event(
+            id,
+            1,
+            EventKind::Status {
+                from: Pending,
+                to: Routing,
+                reason: None,
+            },
+        ),
+    ];
+    for e in &expected {
+        store.append_event(e).await.unwrap();
+    }
+    // A batch, out of order.
+    let batch = vec![
+        event(
+            id,
+            5,
+            EventKind::Warning {
+                message: "retrying".into(),
+            },
+        ),
+        event(
+            id,
+            3,
+            EventKind::TextDelta {
+                stage: "answer".into(),
+                text: "Hel".into(),
+            },
+        ),
+        event(
+            id,
+            4,
+            EventKind::ModelCall {
+                stage: "answer".into(),
+                model: "gpt".into(),
+                usage: Usage {
+                    input_tokens: 3,
+                    output_tokens: 4,
+                    ..Usage::default()
+                },
+                cost_usd: None,
+                duration_ms: 9,
+            },
+        ),
+        event(
+            id,
+            2,
+            EventKind::ToolCall {
+                stage: "answer".into(),
+                id: "call-1".into(),
+                name: "bash".into(),
+                arguments: json!({"command": "ls -la", "z": 1, "a": 2}),
+            },
+        ),
+    ];
+    store.append_events(&batch).await.unwrap();
+    store.append_events(&[]).await.unwrap();
+    expected.extend(batch);
+    expected.sort_by_key(|e| e.seq);
+    assert_eq!(store.events(id).await.unwrap(), expected);
+
+    // Duplicates are rejected; a failing batch writes nothing.
+    let dup = store
+        .append_event(&event(
+            id,
+            3,
+            EventKind::Warning {
+                message: "x".into(),
+            },
+        ))
+        .await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+    let mixed = [
+        event(
+            id,
+            6,
+            EventKind::Warning {
+                message: "new".into(),
+            },
+        ),
+        event(
+            id,
+            1,
+            EventKind::Warning {
+                message: "dup".into(),
+            },
+        ),
+    ];
+    let err = store.append_events(&mixed).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+    assert!(err.to_string().contains(id.as_str()), "{err}");
+    assert_eq!(store.events(id).await.unwrap(), expected);
+
+    let orphan = store
+        .append_event(&event(
+            &"ghost".into(),
+            0,
+            EventKind::Warning {
+                message: "?".into(),
+            },
+        ))
+        .await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+    assert!(store.events(&"ghost".into()).await.unwrap().is_empty());
+}
+
+pub async fn stages_ordered_and_upsert(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("stages");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+
+    let planning = stage("coordinator", "openai", "plan");
+    let execution = stage("executor", "claude", "first try");
+    let verification = stage("validator", "openai", "pass");
+    store
+        .put_stage(id, 2, "verification", &verification)
+        .await
+        .unwrap();
+    store.put_stage(id, 0, "planning", &planning).await.unwrap();
+    store
+        .put_stage(id, 1, "execution", &execution)
+        .await
+        .unwrap();
+    let names = |stages: &[(String, StageResult)]| {
+        stages.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+    };
+    let stored = store.stages(id).await.unwrap();
+    assert_eq!(names(&stored), ["planning", "execution", "verification"]);
+    assert_eq!(stored[0].1, planning);
+    assert_eq!(stored[1].1, execution);
+
+    let retried = StageResult {
+        output: "second try".into(),
+        verdict: Some("pass".into()),
+        ..execution
+    };
+    store.put_stage(id, 1, "execution", &retried).await.unwrap();
+    let stored = store.stages(id).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1], ("execution".to_owned(), retried));
+    assert_eq!(stored[2].1, verification);
+
+    let orphan = store.put_stage(&"ghost".into(), 0, "x", &planning).await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+}
+
+pub async fn finish_round_trip(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("finish");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+    store.set_route(id, &route("hybrid")).await.unwrap();
+    to_in_progress(&*store, id).await;
+
+    let usage = Usage {
+        input_tokens: 1200,
+        output_tokens: 340,
+        cache_read_tokens: 56,
+        cache_write_tokens: 7,
+    };
+    let done = result(
+        id,
+        Completed,
+        "hybrid",
+        usage,
+        Some(Money::from_nanos(123_456_789)),
+        4321,
+    );
+    store.finish(&done).await.unwrap();
+
+    let record = store.get_task(id).await.unwrap().unwrap();
+    assert_eq!(record.status, Completed);
+    assert_eq!(record.route, Some(route("hybrid")));
+    let stored = record.result.expect("result stored");
+    assert_eq!(stored, done);
+    // Stage order survives (JSON text identical).
+    assert_eq!(
+        serde_json::to_string(&stored).unwrap(),
+        serde_json::to_string(&done).unwrap()
+    );
+    let last = store.status_history(id).await.unwrap().pop().unwrap();
+    assert_eq!((last.from, last.to), (Some(InProgress), Completed));
+
+    let listed = store.list_tasks(&TaskFilter::default()).await.unwrap();
+    assert_eq!(listed[0].duration_ms, Some(4321));
+    assert_eq!(listed[0].cost, Some(Money::from_nanos(123_456_789)));
+    assert_eq!(listed[0].platform.as_deref(), Some("hybrid"));
+
+    // Finishing again is a transition from completed: refused, result kept.
+    let again = store
+        .finish(&result(id, Failed, "hybrid", usage, None, 1))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::IllegalTransition { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        store.get_task(id).await.unwrap().unwrap().result,
+        Some(done)
+    );
+
+    // A pending task cannot jump to completed; nothing is written.
+    let early = sample_task("too early");
+    store.create_task(&early).await.unwrap();
+    let refused = store
+        .finish(&result(&early.id, Completed, "openai", usage, None, 1))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::IllegalTransition { .. })),
+        "{refused:?}"
+    );
+    let record = store.get_task(&early.id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.result), (Pending, None));
+
+    // A task already failed (say by a guardrail path) can still get its result.
+    let failed = sample_task("already failed");
+    store.create_task(&failed).await.unwrap();
+    store
+        .transition(&failed.id, Failed, Some("boom"))
+        .await
+        .unwrap();
+    let failure = result(&failed.id, Failed, "claude", Usage::default(), None, 5);
+    store.finish(&failure).await.unwrap();
+    let record = store.get_task(&failed.id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.result), (Failed, Some(failure)));
+    assert_eq!(store.status_history(&failed.id).await.unwrap().len(), 2);
+
+    let ghost = store
+        .finish(&result(&"ghost".into(), Completed, "x", usage, None, 1))
+        .await;
+    assert!(matches!(ghost, Err(StoreError::NotFound(_))), "{ghost:?}");
+    let ghost_route = store.set_route(&"ghost".into(), &route("x")).await;
+    assert!(
+        matches!(ghost_route, Err(StoreError::NotFound(_))),
+        "{ghost_route:?}"
+    );
+}
+
+pub async fn list_filter_limit_order(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    assert!(
+        store
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let base: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let mut task =
+            Task::new(format!("task {i}")).with_type(TaskType::ALL[i % TaskType::ALL.len()]);
+        task.created_at = base + Duration::seconds(i as i64);
+        store.create_task(&task).await.unwrap();
+        tasks.push(task);
+    }
+    // Tasks 1, 3 and 4 are routing; task 3 also has a platform.
+    for i in [1, 3, 4] {
+        store.transition(&tasks[i].id, Routing, None).await.unwrap();
+    }
+    store
+        .set_route(&tasks[3].id, &route("claude"))
+        .await
+        .unwrap();
+
+    let ids =
+        |list: &[hybrid_store::TaskSummary]| list.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    let all = store.list_tasks(&TaskFilter::default()).await.unwrap();
+    let newest_first: Vec<TaskId> = tasks.iter().rev().map(|t| t.id.clone()).collect();
+    assert_eq!(ids(&all), newest_first);
+    let s3 = &all[2];
+    assert_eq!(s3.description, "task 3");
+    assert_eq!(s3.task_type, tasks[3].task_type);
+    assert_eq!(s3.status, Routing);
+    assert_eq!(s3.platform.as_deref(), Some("claude"));
+    assert_eq!(s3.created_at, tasks[3].created_at);
+    assert_eq!((s3.duration_ms, s3.cost), (None, None));
+
+    let two = store
+        .list_tasks(&TaskFilter {
+            status: None,
+            limit: Some(2),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&two), newest_first[..2]);
+
+    let routing = store
+        .list_tasks(&TaskFilter {
+            status: Some(Routing),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&routing),
+        [
+            tasks[4].id.clone(),
+            tasks[3].id.clone(),
+            tasks[1].id.clone()
+        ]
+    );
+    let one = store
+        .list_tasks(&TaskFilter {
+            status: Some(Routing),
+            limit: Some(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&one), [tasks[4].id.clone()]);
+    assert!(
+        store
+            .list_tasks(&TaskFilter {
+                status: Some(Blocked),
+                limit: None
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The default limit is 50.
+    for i in 0..50 {
+        store
+            .create_task(&Task::new(format!("bulk {i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+}
+
+pub async fn metrics_known_data_set(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let empty = store.metrics().await.unwrap();
+    assert_eq!(empty, hybrid_store::MetricsSnapshot::default());
+
+    let cent = Money::from_nanos(10_000_000);
+    let usage = Usage {
+        input_tokens: 100,
+        output_tokens: 50,
+        ..Usage::default()
+    };
+    for duration in [1000, 2000, 3000] {
+        let task = Task::new("openai task");
+        store.create_task(&task).await.unwrap();
+        store.set_route(&task.id, &route("openai")).await.unwrap();
+        to_in_progress(&*store, &task.id).await;
+        store
+            .finish(&result(
+                &task.id,
+                Completed,
+                "openai",
+                usage,
+                Some(cent),
+                duration,
+            ))
+            .await
+            .unwrap();
+    }
+    let claude = Task::new("claude task");
+    store.create_task(&claude).await.unwrap();
+    to_in_progress(&*store, &claude.id).await;
+    let claude_usage = Usage {
+        input_tokens: 10,
+        output_tokens: 5,
+        cache_read_tokens: 7,
+        cache_write_tokens: 3,
+    };
+    store
+        .finish(&result(
+            &claude.id,
+            Failed,
+            "claude",
+            claude_usage,
+            None,
+            2000,
+        ))
+        .await
+        .unwrap();
+    // In flight: one pending, one in progress.
+    store.create_task(&Task::new("waiting")).await.unwrap();
+    let running = Task::new("running");
+    store.create_task(&running).await.unwrap();
+    to_in_progress(&*store, &running.id).await;
+
+    let m = store.metrics().await.unwrap();
+    assert_eq!(m.tasks_executed, 4);
+    assert_eq!(m.tasks_in_flight, 2);
+    assert_eq!(m.success_rate, 75.0);
+    assert_eq!(m.avg_execution_time, 2.0);
+    assert_eq!(m.platform_distribution.get("openai"), Some(&75.0));
+    assert_eq!(m.platform_distribution.get("claude"), Some(&25.0));
+    assert_eq!(m.platform_counts.get("openai"), Some(&3));
+    assert_eq!(m.platform_counts.get("claude"), Some(&1));
+    assert_eq!(m.platform_counts.len(), 2);
+    let statuses: Vec<(&str, u64)> = m
+        .status_counts
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("completed", 3),
+            ("failed", 1),
+            ("in_progress", 1),
+            ("pending", 1)
+        ]
+    );
+    assert_eq!(
+        m.tokens,
+        Usage {
+            input_tokens: 310,
+            output_tokens: 155,
+            cache_read_tokens: 7,
+            cache_write_tokens: 3
+        }
+    );
+    assert_eq!(m.cost_usd, Money::from_nanos(30_000_000));
+    assert_eq!(m.unpriced_tasks, 1);
+
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["platform_distribution"]["openai"], 75.0);
+    assert_eq!(json["cost_usd"], 0.03);
+}
+
+pub async fn reopen_keeps_data(db: Arc<dyn Opener>) {
+    let task = sample_task("durable");
+    let id = task.id.clone();
+    let events = vec![
+        event(
+            &id,
+            0,
+            EventKind::Submitted {
+                task: Box::new(task.clone()),
+            },
+        ),
+        event(
+            &id,
+            1,
+            EventKind::Routed {
+                route: route("claude"),
+            },
+        ),
+    ];
+    let planning = stage("coordinator", "openai", "plan");
+    {
+        let store = db.open().await;
+        store.create_task(&task).await.unwrap();
+        store.set_route(&id, &route("claude")).await.unwrap();
+        to_in_progress(&*store, &id).await;
+        store.append_events(&events).await.unwrap();
+        store
+            .put_stage(&id, 0, "planning", &planning)
+            .await
+            .unwrap();
+    }
+    let store = db.open().await;
+    let record = store
+        .get_task(&id)
+        .await
+        .unwrap()
+        .expect("task survives reopening");
+    assert_eq!(record.task, task);
+    assert_eq!(record.status, InProgress);
+    assert_eq!(record.route, Some(route("claude")));
+    assert_eq!(store.events(&id).await.unwrap(), events);
+    assert_eq!(
+        store.stages(&id).await.unwrap(),
+        [("planning".to_owned(), planning)]
+    );
+    assert_eq!(store.status_history(&id).await.unwrap().len(), 3);
+    // And it keeps working.
+    store.transition(&id, Completed, None).await.unwrap();
+}

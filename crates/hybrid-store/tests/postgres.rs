@@ -1,0 +1,106 @@
+//! The store suite against PostgreSQL, each case in its own schema.
+//!
+//! The server comes from `HYBRID_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). If it cannot be reached the
+//! cases are skipped with a message, unless `CI` is set (to anything but empty, `0` or
+//! `false`): then they fail.
+
+#![cfg(test)]
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+
+use common::{BoxFuture, Harness, Opener};
+use hybrid_core::TaskId;
+use hybrid_store::{Store, StoreError, connect_postgres_in_schema, drop_postgres_schema};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl Opener for PgSchema {
+    fn open(&self) -> BoxFuture<'_, Arc<dyn Store>> {
+        Box::pin(async move {
+            let store = connect_postgres_in_schema(&self.url, &self.schema)
+                .await
+                .unwrap();
+            assert_eq!(store.backend(), "postgres");
+            Arc::new(store) as Arc<dyn Store>
+        })
+    }
+}
+
+/// The server URL and a fresh schema `hs_<uuid>` in it (created and
+/// migrated); `None` if the server is unreachable outside CI.
+async fn fresh_schema() -> Option<(String, String)> {
+    let url = std::env::var("HYBRID_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let schema = format!("hs_{}", TaskId::generate().as_str().replace('-', ""));
+    match connect_postgres_in_schema(&url, &schema).await {
+        Ok(_) => Some((url, schema)),
+        Err(e @ StoreError::Connection { .. }) if !in_ci() => {
+            eprintln!("skipping: PostgreSQL (HYBRID_TEST_POSTGRES_URL) unreachable: {e}");
+            None
+        }
+        Err(e) => panic!("PostgreSQL (HYBRID_TEST_POSTGRES_URL) unusable: {e}"),
+    }
+}
+
+/// Whether `CI` is set to something other than empty, `0` or `false`.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Opens handles in `schema` and drops it after the case.
+fn harness(url: String, schema: String) -> Harness {
+    let (cleanup_url, cleanup_schema) = (url.clone(), schema.clone());
+    Harness {
+        opener: Arc::new(PgSchema { url, schema }),
+        cleanup: Some(Box::pin(async move {
+            if let Err(e) = drop_postgres_schema(&cleanup_url, &cleanup_schema).await {
+                eprintln!("could not drop test schema {cleanup_schema}: {e}");
+            }
+        })),
+    }
+}
+
+async fn setup() -> Option<Harness> {
+    let (url, schema) = fresh_schema().await?;
+    Some(harness(url, schema))
+}
+
+store_suite!(setup);
+
+#[tokio::test]
+async fn connect_by_url_uses_postgres() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    harness(url.clone(), schema.clone())
+        .run(move |_| async move {
+            // `connect` by URL, kept inside the test schema by a startup option.
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+            let store = hybrid_store::connect(&scoped).await.unwrap();
+            assert_eq!(store.backend(), "postgres");
+            let task = hybrid_core::Task::new("by url");
+            store.create_task(&task).await.unwrap();
+            let in_schema = connect_postgres_in_schema(&url, &schema).await.unwrap();
+            assert!(in_schema.get_task(&task.id).await.unwrap().is_some());
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn bad_schema_names_are_refused() {
+    for bad in ["Upper", "1abc", "a-b", "x\"; DROP TABLE tasks; --", ""] {
+        let err = connect_postgres_in_schema(DEFAULT_URL, bad)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidSchema(_)), "{bad}: {err}");
+    }
+}

@@ -1,0 +1,60 @@
+//! The one axum handler: records the request, rejects it the way the real
+//! API would (unknown path, key, headers, body), else answers with the next
+//! scripted reply.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::failure::Failure;
+use crate::record::{Protocol, RecordedRequest};
+use crate::respond::{self, Ctx};
+use crate::state::SharedState;
+use crate::{validate, wire};
+
+/// Handles every request the server receives.
+pub(crate) async fn handle(
+    State(state): State<Arc<SharedState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let protocol = Protocol::detect(uri.path(), &headers);
+    let recorded = RecordedRequest::capture(&method, &uri, &headers, &body, protocol);
+    let body = recorded.body.clone();
+    let required_key = state.record(recorded);
+
+    let ctx = Ctx {
+        protocol,
+        stream: body.get("stream").and_then(Value::as_bool) == Some(true),
+        include_usage: protocol == Protocol::OpenAi
+            && body
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                == Some(true),
+        body,
+        request_id: wire::new_request_id(protocol),
+        presented_key: validate::presented_key(protocol, &headers).unwrap_or_default(),
+        shutdown: state.shutdown.clone(),
+    };
+
+    if method != Method::POST || uri.path() != protocol.endpoint() {
+        let not_found = Failure::NotFound {
+            method: method.as_str().to_owned(),
+            path: uri.path().to_owned(),
+        };
+        return respond::failure(&ctx, &not_found, &[]);
+    }
+    if let Err(failure) = validate::check(protocol, &headers, &ctx.body, required_key.as_deref()) {
+        return respond::failure(&ctx, &failure, &[]);
+    }
+    match state.next_reply() {
+        Some(reply) => respond::render(reply, &ctx).await,
+        None => respond::failure(&ctx, &Failure::NoScriptedReply, &[]),
+    }
+}

@@ -40,9 +40,7 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     let task = task_from_flags(&args.task)?;
     let platform = global.platform(&config).await?;
     let names = platform.platform_names();
-    if args.platform != "auto"
-        && args.platform != router::HYBRID
-        && !names.contains(&args.platform)
+    if args.platform != "auto" && args.platform != router::HYBRID && !names.contains(&args.platform)
     {
         return Err(Failure::new(
             exit_code::USAGE,

@@ -63,6 +63,7 @@ pub async fn run_on_gemini(
 }
 
 #[allow(dead_code)] // `main` is unused when the tests include this file.
+#[allow(clippy::print_stdout)] // printing the result is what the example is for.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let description = std::env::args()

@@ -101,6 +101,28 @@ pub fn build_platform(
         .with_temperature(temperature)
 }
 
+/// Where a provider's settings default from.
+struct ProviderDefaults {
+    key_var: &'static str,
+    base_url_var: &'static str,
+    base_url: &'static str,
+    model: &'static str,
+}
+
+const ANTHROPIC: ProviderDefaults = ProviderDefaults {
+    key_var: AnthropicConfig::API_KEY_VAR,
+    base_url_var: AnthropicConfig::BASE_URL_VAR,
+    base_url: AnthropicConfig::DEFAULT_BASE_URL,
+    model: DEFAULT_ANTHROPIC_MODEL,
+};
+
+const OPENAI: ProviderDefaults = ProviderDefaults {
+    key_var: OpenAiConfig::API_KEY_VAR,
+    base_url_var: OpenAiConfig::BASE_URL_VAR,
+    base_url: OpenAiConfig::DEFAULT_BASE_URL,
+    model: DEFAULT_OPENAI_MODEL,
+};
+
 fn build_model(
     name: &str,
     provider: &str,
@@ -109,48 +131,105 @@ fn build_model(
     transport: TransportConfig,
     env: EnvLookup<'_>,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
-    let base_url = p.base_url.as_ref().map(|u| u.get_ref().clone());
+    let defaults = if provider == "anthropic" {
+        &ANTHROPIC
+    } else {
+        &OPENAI
+    };
+    let key_var = p
+        .api_key_env
+        .clone()
+        .unwrap_or_else(|| defaults.key_var.to_owned());
+    let api_key = env(&key_var).ok_or_else(|| LlmError::MissingApiKey {
+        provider: name.to_owned(),
+        env_var: key_var,
+    })?;
+    let model = p.model.clone().unwrap_or_else(|| defaults.model.to_owned());
+    let base_url = p
+        .base_url
+        .as_ref()
+        .map(|u| u.get_ref().clone())
+        .or_else(|| env(defaults.base_url_var))
+        .unwrap_or_else(|| defaults.base_url.to_owned());
     if provider == "anthropic" {
-        let key_var = p
-            .api_key_env
-            .clone()
-            .unwrap_or_else(|| AnthropicConfig::API_KEY_VAR.into());
-        let api_key = env(&key_var).ok_or_else(|| LlmError::MissingApiKey {
-            provider: name.to_owned(),
-            env_var: key_var.clone(),
-        })?;
-        let model = p
-            .model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.to_owned());
-        let mut config = AnthropicConfig::new(api_key, model);
-        config.provider_name = name.to_owned();
-        config.base_url = base_url
-            .or_else(|| env(AnthropicConfig::BASE_URL_VAR))
-            .unwrap_or_else(|| AnthropicConfig::DEFAULT_BASE_URL.to_owned());
-        config.transport = transport;
-        config.prices = prices;
+        let config = AnthropicConfig::new(api_key, model)
+            .with_provider_name(name)
+            .with_base_url(base_url)
+            .with_transport(transport)
+            .with_prices(prices);
         Ok(Arc::new(AnthropicClient::new(config)?))
     } else {
-        let key_var = p
-            .api_key_env
-            .clone()
-            .unwrap_or_else(|| OpenAiConfig::API_KEY_VAR.into());
-        let api_key = env(&key_var).ok_or_else(|| LlmError::MissingApiKey {
-            provider: name.to_owned(),
-            env_var: key_var.clone(),
-        })?;
-        let model = p
-            .model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_owned());
-        let mut config = OpenAiConfig::new(api_key, model);
-        config.provider_name = name.to_owned();
-        config.base_url = base_url
-            .or_else(|| env(OpenAiConfig::BASE_URL_VAR))
-            .unwrap_or_else(|| OpenAiConfig::DEFAULT_BASE_URL.to_owned());
-        config.transport = transport;
-        config.prices = prices;
+        let config = OpenAiConfig::new(api_key, model)
+            .with_provider_name(name)
+            .with_base_url(base_url)
+            .with_transport(transport)
+            .with_prices(prices);
         Ok(Arc::new(OpenAiClient::new(config)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn platforms(toml: &str, vars: &[(&str, &str)]) -> Vec<Arc<dyn Platform>> {
+        let config = HybridConfig::parse(toml, Path::new("hybrid.toml")).unwrap();
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        build_platforms(&config, &env)
+    }
+
+    #[test]
+    fn defaults_give_openai_and_claude_with_default_models() {
+        let ps = platforms("", &[("OPENAI_API_KEY", "k"), ("ANTHROPIC_API_KEY", "k")]);
+        let got: Vec<(&str, Option<&str>)> = ps.iter().map(|p| (p.id(), p.model())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("openai", Some(DEFAULT_OPENAI_MODEL)),
+                ("claude", Some(DEFAULT_ANTHROPIC_MODEL))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_key_leaves_the_platform_registered_but_unavailable() {
+        let ps = platforms("", &[("OPENAI_API_KEY", "k")]);
+        assert_eq!(ps.len(), 2);
+        assert_eq!(ps[0].model(), Some(DEFAULT_OPENAI_MODEL));
+        assert_eq!(ps[1].model(), None, "claude has no ANTHROPIC_API_KEY");
+    }
+
+    #[test]
+    fn api_key_env_names_another_variable() {
+        let toml = "[platforms.gemini]\nprovider = \"openai\"\nmodel = \"gemini-2.5-flash\"\napi_key_env = \"GEMINI_API_KEY\"\n";
+        assert_eq!(platforms(toml, &[("OPENAI_API_KEY", "k")])[0].model(), None);
+        let ps = platforms(toml, &[("GEMINI_API_KEY", "g")]);
+        assert_eq!(
+            (ps[0].id(), ps[0].model()),
+            ("gemini", Some("gemini-2.5-flash"))
+        );
+    }
+
+    #[test]
+    fn configured_prices_override_the_builtin_table() {
+        let toml = "[prices.\"smollm2-135m-instruct\"]\ninput = 1.0\noutput = 2.0\n";
+        let config = HybridConfig::parse(toml, Path::new("hybrid.toml")).unwrap();
+        let usage = hybrid_core::Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            ..Default::default()
+        };
+        let table = price_table(&config);
+        assert_eq!(
+            table.cost("smollm2-135m-instruct", &usage),
+            Some(hybrid_core::usd(3.0))
+        );
+        assert_eq!(table.cost("some-unknown-model", &usage), None);
     }
 }

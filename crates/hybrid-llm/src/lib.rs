@@ -37,6 +37,8 @@
 
 pub mod anthropic;
 mod assemble;
+mod client;
+mod config;
 mod endpoint;
 pub mod error;
 mod error_body;

@@ -26,6 +26,7 @@
 //!   other 4xx (`request_too_large`, `not_found_error`, …) → `InvalidRequest`.
 
 mod errors;
+mod protocol;
 mod request;
 mod response;
 mod stream;
@@ -34,19 +35,13 @@ mod wire;
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream as futures_stream;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-
-use crate::assemble::CallContext;
-use crate::endpoint::{add_extra_headers, endpoint, header_value};
+use crate::LlmError;
+use crate::client::{ClientCore, forward_chat_model};
+use crate::config::{header_names, non_blank, redacted, required_api_key, shared_config_methods};
 use crate::pricing::PriceTable;
-use crate::transport::{PreparedRequest, Transport, TransportConfig};
-use crate::{ChatModel, ChatRequest, ChatResponse, ChatStream, LlmError};
+use crate::transport::TransportConfig;
 
-use stream::AnthropicStream;
+use protocol::Messages;
 
 /// Settings of an [`AnthropicClient`].
 #[derive(Clone)]
@@ -68,7 +63,7 @@ pub struct AnthropicConfig {
     pub extra_headers: Vec<(String, String)>,
     /// Timeouts and retries.
     pub transport: TransportConfig,
-    /// Prices used to fill [`ChatResponse::cost`].
+    /// Prices used to fill [`ChatResponse::cost`](crate::ChatResponse::cost).
     pub prices: Arc<PriceTable>,
 }
 
@@ -76,26 +71,12 @@ impl fmt::Debug for AnthropicConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnthropicConfig")
             .field("provider_name", &self.provider_name)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("api_key", &redacted(&self.api_key))
             .field("base_url", &self.base_url)
             .field("model", &self.model)
             .field("version", &self.version)
             .field("default_max_tokens", &self.default_max_tokens)
-            .field(
-                "extra_headers",
-                &self
-                    .extra_headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
-            )
+            .field("extra_headers", &header_names(&self.extra_headers))
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -140,174 +121,43 @@ impl AnthropicConfig {
         model: impl Into<String>,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, LlmError> {
-        let present = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let api_key = present(Self::API_KEY_VAR).ok_or_else(|| LlmError::MissingApiKey {
-            provider: "anthropic".to_string(),
-            env_var: Self::API_KEY_VAR.to_string(),
-        })?;
+        let api_key = required_api_key(&lookup, Self::API_KEY_VAR, "anthropic")?;
         let mut config = AnthropicConfig::new(api_key, model);
-        if let Some(base_url) = present(Self::BASE_URL_VAR) {
+        if let Some(base_url) = non_blank(&lookup, Self::BASE_URL_VAR) {
             config.base_url = base_url;
         }
         Ok(config)
     }
-
-    /// With another base URL.
-    #[must_use]
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// With another provider name.
-    #[must_use]
-    pub fn with_provider_name(mut self, name: impl Into<String>) -> Self {
-        self.provider_name = name.into();
-        self
-    }
-
-    /// With these timeouts and retries.
-    #[must_use]
-    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// With this price table.
-    #[must_use]
-    pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
-        self.prices = prices;
-        self
-    }
-
-    /// With one more header on every request.
-    #[must_use]
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra_headers.push((name.into(), value.into()));
-        self
-    }
 }
 
-/// A [`ChatModel`] over the Messages API. Cheap to clone: clones share one
-/// pooled HTTP client.
+shared_config_methods!(AnthropicConfig, "With another base URL.");
+
+/// A [`ChatModel`](crate::ChatModel) over the Messages API. Cheap to clone:
+/// clones share one pooled HTTP client.
 #[derive(Debug, Clone)]
 pub struct AnthropicClient {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    config: AnthropicConfig,
-    provider: Arc<str>,
-    url: Arc<str>,
-    headers: HeaderMap,
-    transport: Transport,
+    inner: Arc<ClientCore<Messages>>,
 }
 
 impl AnthropicClient {
     /// A client for `config`; fails on a base URL or header that cannot work.
     pub fn new(config: AnthropicConfig) -> Result<Self, LlmError> {
-        let provider: Arc<str> = Arc::from(config.provider_name.as_str());
-        let base = config.base_url.trim().trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        let url = endpoint(base, "v1/messages", &provider)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if !config.api_key.is_empty() {
-            let mut key = header_value(&provider, "x-api-key", &config.api_key)?;
-            key.set_sensitive(true);
-            headers.insert("x-api-key", key);
-        }
-        headers.insert(
-            "anthropic-version",
-            header_value(&provider, "anthropic-version", &config.version)?,
-        );
-        add_extra_headers(&mut headers, &config.extra_headers, &provider)?;
-        let transport = Transport::new(&provider, config.transport.clone())?;
-        Ok(AnthropicClient {
-            inner: Arc::new(Inner {
-                config,
-                provider,
-                url: Arc::from(url),
-                headers,
-                transport,
-            }),
-        })
+        let inner = Arc::new(ClientCore::new(config)?);
+        Ok(AnthropicClient { inner })
     }
 
     /// The configuration.
     pub fn config(&self) -> &AnthropicConfig {
-        &self.inner.config
+        self.inner.config()
     }
 
     /// The URL requests go to.
     pub fn endpoint(&self) -> &str {
-        &self.inner.url
-    }
-
-    fn prepare(
-        &self,
-        request: &ChatRequest,
-        stream: bool,
-    ) -> Result<(PreparedRequest, CallContext), LlmError> {
-        let inner = &self.inner;
-        let model = request.model.as_deref().unwrap_or(&inner.config.model);
-        let body = request::build(request, model, inner.config.default_max_tokens, stream);
-        let body = serde_json::to_vec(&body).map_err(|err| LlmError::Config {
-            provider: inner.provider.to_string(),
-            message: format!("cannot serialize the request: {err}"),
-        })?;
-        let ctx = CallContext {
-            provider: inner.provider.clone(),
-            model: model.to_string(),
-            prices: inner.config.prices.clone(),
-        };
-        let prepared = PreparedRequest {
-            url: inner.url.clone(),
-            headers: inner.headers.clone(),
-            body: Bytes::from(body),
-        };
-        Ok((prepared, ctx))
+        self.inner.endpoint()
     }
 }
 
-#[async_trait]
-impl ChatModel for AnthropicClient {
-    fn provider(&self) -> &str {
-        &self.inner.config.provider_name
-    }
-
-    fn model(&self) -> &str {
-        &self.inner.config.model
-    }
-
-    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let (prepared, ctx) = self.prepare(&request, false)?;
-        let body = self
-            .inner
-            .transport
-            .post_json(&prepared, errors::map_error)
-            .await?;
-        response::parse(&body, &ctx)
-    }
-
-    fn stream(&self, request: ChatRequest) -> ChatStream {
-        match self.prepare(&request, true) {
-            Ok((prepared, ctx)) => {
-                self.inner
-                    .transport
-                    .post_stream(prepared, errors::map_error, move || {
-                        AnthropicStream::new(ctx.clone())
-                    })
-            }
-            Err(error) => futures_stream::once(async move { Err(error) }).boxed(),
-        }
-    }
-}
+forward_chat_model!(AnthropicClient);
 
 #[cfg(test)]
 mod tests {

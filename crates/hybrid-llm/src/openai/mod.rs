@@ -26,6 +26,7 @@
 //!   and 529 → `Overloaded`, 5xx → `Server`, other 4xx → `InvalidRequest`.
 
 mod errors;
+mod protocol;
 mod request;
 mod response;
 mod stream;
@@ -34,19 +35,13 @@ mod wire;
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream as futures_stream;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-
-use crate::assemble::CallContext;
-use crate::endpoint::{add_extra_headers, endpoint, header_value};
+use crate::LlmError;
+use crate::client::{ClientCore, forward_chat_model};
+use crate::config::{header_names, non_blank, redacted, required_api_key, shared_config_methods};
 use crate::pricing::PriceTable;
-use crate::transport::{PreparedRequest, Transport, TransportConfig};
-use crate::{ChatModel, ChatRequest, ChatResponse, ChatStream, LlmError};
+use crate::transport::TransportConfig;
 
-use stream::OpenAiStream;
+use protocol::ChatCompletions;
 
 /// Settings of an [`OpenAiClient`].
 #[derive(Clone)]
@@ -68,7 +63,7 @@ pub struct OpenAiConfig {
     pub extra_headers: Vec<(String, String)>,
     /// Timeouts and retries.
     pub transport: TransportConfig,
-    /// Prices used to fill [`ChatResponse::cost`].
+    /// Prices used to fill [`ChatResponse::cost`](crate::ChatResponse::cost).
     pub prices: Arc<PriceTable>,
 }
 
@@ -76,25 +71,11 @@ impl fmt::Debug for OpenAiConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAiConfig")
             .field("provider_name", &self.provider_name)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("api_key", &redacted(&self.api_key))
             .field("base_url", &self.base_url)
             .field("model", &self.model)
             .field("organization", &self.organization)
-            .field(
-                "extra_headers",
-                &self
-                    .extra_headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
-            )
+            .field("extra_headers", &header_names(&self.extra_headers))
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -136,179 +117,47 @@ impl OpenAiConfig {
         model: impl Into<String>,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, LlmError> {
-        let present = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let api_key = present(Self::API_KEY_VAR).ok_or_else(|| LlmError::MissingApiKey {
-            provider: "openai".to_string(),
-            env_var: Self::API_KEY_VAR.to_string(),
-        })?;
+        let api_key = required_api_key(&lookup, Self::API_KEY_VAR, "openai")?;
         let mut config = OpenAiConfig::new(api_key, model);
-        if let Some(base_url) = present(Self::BASE_URL_VAR) {
+        if let Some(base_url) = non_blank(&lookup, Self::BASE_URL_VAR) {
             config.base_url = base_url;
         }
-        config.organization = present(Self::ORGANIZATION_VAR);
+        config.organization = non_blank(&lookup, Self::ORGANIZATION_VAR);
         Ok(config)
     }
-
-    /// With another base URL (an OpenAI-compatible server).
-    #[must_use]
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// With another provider name.
-    #[must_use]
-    pub fn with_provider_name(mut self, name: impl Into<String>) -> Self {
-        self.provider_name = name.into();
-        self
-    }
-
-    /// With these timeouts and retries.
-    #[must_use]
-    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// With this price table.
-    #[must_use]
-    pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
-        self.prices = prices;
-        self
-    }
-
-    /// With one more header on every request.
-    #[must_use]
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra_headers.push((name.into(), value.into()));
-        self
-    }
 }
 
-/// A [`ChatModel`] over the Chat Completions API. Cheap to clone: clones
-/// share one pooled HTTP client.
+shared_config_methods!(
+    OpenAiConfig,
+    "With another base URL (an OpenAI-compatible server)."
+);
+
+/// A [`ChatModel`](crate::ChatModel) over the Chat Completions API. Cheap
+/// to clone: clones share one pooled HTTP client.
 #[derive(Debug, Clone)]
 pub struct OpenAiClient {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    config: OpenAiConfig,
-    provider: Arc<str>,
-    url: Arc<str>,
-    headers: HeaderMap,
-    transport: Transport,
+    inner: Arc<ClientCore<ChatCompletions>>,
 }
 
 impl OpenAiClient {
     /// A client for `config`; fails on a base URL or header that cannot work.
     pub fn new(config: OpenAiConfig) -> Result<Self, LlmError> {
-        let provider: Arc<str> = Arc::from(config.provider_name.as_str());
-        let url = endpoint(&config.base_url, "chat/completions", &provider)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if !config.api_key.is_empty() {
-            let mut auth = header_value(
-                &provider,
-                "authorization",
-                &format!("Bearer {}", config.api_key),
-            )?;
-            auth.set_sensitive(true);
-            headers.insert(AUTHORIZATION, auth);
-        }
-        if let Some(organization) = &config.organization {
-            headers.insert(
-                "openai-organization",
-                header_value(&provider, "OpenAI-Organization", organization)?,
-            );
-        }
-        add_extra_headers(&mut headers, &config.extra_headers, &provider)?;
-        let transport = Transport::new(&provider, config.transport.clone())?;
-        Ok(OpenAiClient {
-            inner: Arc::new(Inner {
-                config,
-                provider,
-                url: Arc::from(url),
-                headers,
-                transport,
-            }),
-        })
+        let inner = Arc::new(ClientCore::new(config)?);
+        Ok(OpenAiClient { inner })
     }
 
     /// The configuration.
     pub fn config(&self) -> &OpenAiConfig {
-        &self.inner.config
+        self.inner.config()
     }
 
     /// The URL requests go to.
     pub fn endpoint(&self) -> &str {
-        &self.inner.url
-    }
-
-    fn prepare(
-        &self,
-        request: &ChatRequest,
-        stream: bool,
-    ) -> Result<(PreparedRequest, CallContext), LlmError> {
-        let inner = &self.inner;
-        let model = request.model.as_deref().unwrap_or(&inner.config.model);
-        let body = request::build(request, model, &inner.config.provider_name, stream);
-        let body = serde_json::to_vec(&body).map_err(|err| LlmError::Config {
-            provider: inner.provider.to_string(),
-            message: format!("cannot serialize the request: {err}"),
-        })?;
-        let ctx = CallContext {
-            provider: inner.provider.clone(),
-            model: model.to_string(),
-            prices: inner.config.prices.clone(),
-        };
-        let prepared = PreparedRequest {
-            url: inner.url.clone(),
-            headers: inner.headers.clone(),
-            body: Bytes::from(body),
-        };
-        Ok((prepared, ctx))
+        self.inner.endpoint()
     }
 }
 
-#[async_trait]
-impl ChatModel for OpenAiClient {
-    fn provider(&self) -> &str {
-        &self.inner.config.provider_name
-    }
-
-    fn model(&self) -> &str {
-        &self.inner.config.model
-    }
-
-    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let (prepared, ctx) = self.prepare(&request, false)?;
-        let body = self
-            .inner
-            .transport
-            .post_json(&prepared, errors::map_error)
-            .await?;
-        response::parse(&body, &ctx)
-    }
-
-    fn stream(&self, request: ChatRequest) -> ChatStream {
-        match self.prepare(&request, true) {
-            Ok((prepared, ctx)) => {
-                self.inner
-                    .transport
-                    .post_stream(prepared, errors::map_error, move || {
-                        OpenAiStream::new(ctx.clone())
-                    })
-            }
-            Err(error) => futures_stream::once(async move { Err(error) }).boxed(),
-        }
-    }
-}
+forward_chat_model!(OpenAiClient);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@
 //!
 //! | variable | default | what |
 //! | --- | --- | --- |
-//! | `BENCH_ITERS` | 2000 | timed calls per latency row |
-//! | `BENCH_FILE_ITERS` | `BENCH_ITERS` | timed calls per row with a SQLite file store |
-//! | `BENCH_WARMUP` | 100 | untimed calls before each latency row |
+//! | `BENCH_ITERS` | 2000 | timed calls per latency row, at most |
+//! | `BENCH_ROW_SECS` | 8 | time budget of a latency row: it stops early when spent |
+//! | `BENCH_WARMUP` | 100 | untimed calls before each latency row (at most 1 s of them) |
 //! | `BENCH_TASKS` | 1000 | concurrent runs in the concurrency rows |
 //!
 //! The output is a plain text table whose format the README quotes: keep it
@@ -34,8 +34,9 @@ use hybrid_llm::{
 use hybrid_platform::roles::{self, Layer};
 use hybrid_platform::{HybridPlatform, LlmPlatform};
 use hybrid_testkit::{DEFAULT_CHUNK_SIZE, MockLlmServer, Turn};
+use serde::{Deserialize, Serialize};
 
-type BenchResult<T> = Result<T, Box<dyn Error>>;
+type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// The mock's answer to every request: 40 words.
 const ANSWER: &str = "Quantum computers store information in qubits, which can hold a blend of \
@@ -48,29 +49,47 @@ const DESCRIPTION: &str = "Explain quantum computing in one short paragraph.";
 const OPENAI_MODEL: &str = "gpt-4o-mini";
 const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 const API_KEY: &str = "sk-bench";
+/// Warm-up of a latency row stops after this long even if calls remain.
+const WARMUP_MAX: Duration = Duration::from_secs(1);
+/// Set (to a protocol name) in the child process that runs one concurrency
+/// row, so each row's memory is measured in a fresh process.
+const CHILD_VAR: &str = "BENCH_CONCURRENT_CHILD";
 
 fn main() -> BenchResult<()> {
     let cfg = Config::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cfg))
+    if let Ok(name) = std::env::var(CHILD_VAR) {
+        let protocol = Protocol::from_name(&name)?;
+        let row = runtime.block_on(async move {
+            tokio::spawn(async move {
+                let dir = tempfile::tempdir()?;
+                concurrent_row(protocol, cfg.tasks, dir.path()).await
+            })
+            .await?
+        })?;
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+    // On a worker thread, like a server's request handler, not on the main
+    // thread that `block_on` parks.
+    runtime.block_on(async { tokio::spawn(run(cfg)).await? })
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Config {
     iters: usize,
-    file_iters: usize,
+    row_budget: Duration,
     warmup: usize,
     tasks: usize,
 }
 
 impl Config {
     fn from_env() -> BenchResult<Config> {
-        let iters = env_usize("BENCH_ITERS", 2000)?;
         Ok(Config {
-            iters,
-            file_iters: env_usize("BENCH_FILE_ITERS", iters)?,
+            iters: env_usize("BENCH_ITERS", 2000)?,
+            row_budget: Duration::from_secs(u64::try_from(env_usize("BENCH_ROW_SECS", 8)?)?),
             warmup: env_usize("BENCH_WARMUP", 100)?,
             tasks: env_usize("BENCH_TASKS", 1000)?,
         })
@@ -99,8 +118,8 @@ async fn run(cfg: Config) -> BenchResult<()> {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
 
     let latency = latency_rows(cfg, dir.path()).await?;
-    let openai = concurrent_row(Protocol::OpenAi, cfg.tasks, dir.path()).await?;
-    let anthropic = concurrent_row(Protocol::Anthropic, cfg.tasks, dir.path()).await?;
+    let openai = concurrent_in_child(Protocol::OpenAi, cfg.tasks).await?;
+    let anthropic = concurrent_in_child(Protocol::Anthropic, cfg.tasks).await?;
 
     let concurrent = [openai, anthropic];
     print_report(cfg, cpus, &latency, &concurrent, started.elapsed());
@@ -166,17 +185,24 @@ impl Stats {
     }
 }
 
-/// Runs `call` `warmup` times untimed, then `iters` times timed, one at a time.
-async fn measure<F, Fut>(warmup: usize, iters: usize, mut call: F) -> BenchResult<Stats>
+/// Runs `call` up to `cfg.warmup` times untimed (at most [`WARMUP_MAX`]),
+/// then up to `cfg.iters` times timed (at most `cfg.row_budget`), one at a
+/// time.
+async fn measure<F, Fut>(cfg: Config, mut call: F) -> BenchResult<Stats>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = BenchResult<()>>,
 {
-    for _ in 0..warmup {
+    let warming = Instant::now();
+    for _ in 0..cfg.warmup {
         call().await?;
+        if warming.elapsed() > WARMUP_MAX {
+            break;
+        }
     }
-    let mut samples = Vec::with_capacity(iters);
-    for _ in 0..iters {
+    let mut samples = Vec::with_capacity(cfg.iters);
+    let started = Instant::now();
+    while samples.len() < cfg.iters && started.elapsed() < cfg.row_budget {
         let t = Instant::now();
         call().await?;
         samples.push(t.elapsed());
@@ -214,17 +240,14 @@ async fn latency_rows(cfg: Config, dir: &Path) -> BenchResult<Vec<LatencyRow>> {
         let stream = mode == Mode::Streamed;
         let body = bodies[usize::from(stream)].clone();
         check_bare(&http, &url, &body, stream).await?;
-        let stats = measure(cfg.warmup, cfg.iters, || {
-            bare_call(&http, &url, body.clone(), stream)
-        })
-        .await?;
+        let stats = measure(cfg, || bare_call(&http, &url, body.clone(), stream)).await?;
         rows.push(LatencyRow {
             mode,
             path: "bare HTTP",
             stats,
         });
 
-        let stats = measure(cfg.warmup, cfg.iters, || {
+        let stats = measure(cfg, || {
             client_call(client.as_ref(), request.clone(), stream)
         })
         .await?;
@@ -234,16 +257,15 @@ async fn latency_rows(cfg: Config, dir: &Path) -> BenchResult<Vec<LatencyRow>> {
             stats,
         });
 
-        for (path, url, iters) in [
-            ("platform+mem", "sqlite::memory:".to_owned(), cfg.iters),
+        for (path, url) in [
+            ("platform+mem", "sqlite::memory:".to_owned()),
             (
                 "platform+file",
                 sqlite_file_url(dir, &format!("latency-{}.db", mode.label())),
-                cfg.file_iters,
             ),
         ] {
             let platform = openai_platform(client.clone(), stream, &url).await?;
-            let stats = measure(cfg.warmup, iters, || platform_call(&platform)).await?;
+            let stats = measure(cfg, || platform_call(&platform)).await?;
             rows.push(LatencyRow { mode, path, stats });
         }
     }
@@ -334,13 +356,55 @@ async fn platform_call(platform: &HybridPlatform) -> BenchResult<()> {
 // Concurrency
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Protocol {
     OpenAi,
     Anthropic,
 }
 
-#[derive(Debug)]
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::Anthropic => "anthropic",
+        }
+    }
+
+    fn from_name(name: &str) -> BenchResult<Protocol> {
+        [Protocol::OpenAi, Protocol::Anthropic]
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| format!("{CHILD_VAR}={name:?}: expected openai or anthropic").into())
+    }
+}
+
+/// Runs [`concurrent_row`] in a fresh copy of this process (its row comes
+/// back as JSON on stdout), so memory freed by earlier phases but kept by the
+/// allocator does not hide this row's growth.
+async fn concurrent_in_child(protocol: Protocol, tasks: usize) -> BenchResult<ConcurrentRow> {
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .env(CHILD_VAR, protocol.name())
+        .env("BENCH_TASKS", tasks.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "the {} concurrency run failed ({}): {stdout}",
+            protocol.name(),
+            out.status
+        )
+        .into());
+    }
+    let line = stdout
+        .lines()
+        .last()
+        .ok_or("the concurrency run printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct ConcurrentRow {
     protocol: Protocol,
     tasks: usize,
@@ -353,7 +417,7 @@ struct ConcurrentRow {
     failures: BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct MemDelta {
     rss_before_kb: Option<u64>,
     peak_kb: Option<u64>,
@@ -462,8 +526,12 @@ fn error_chain(e: &dyn Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        // Many errors already print their source; name each cause once.
+        let cause_text = cause.to_string();
+        if !s.contains(&cause_text) {
+            s.push_str(": ");
+            s.push_str(&cause_text);
+        }
         source = cause.source();
     }
     s
@@ -562,7 +630,10 @@ fn print_report(
     );
     println!();
     println!(
-        "Per-call latency, one call at a time, OpenAI protocol, after {} warm-up calls per row",
+        "Per-call latency, one call at a time, OpenAI protocol: up to {} calls or {} s per row \
+         (BENCH_ITERS, BENCH_ROW_SECS), after up to {} warm-up calls (BENCH_WARMUP)",
+        cfg.iters,
+        cfg.row_budget.as_secs(),
         cfg.warmup
     );
     println!(
@@ -598,14 +669,25 @@ fn print_report(
             s.mean_us - bare
         );
     }
+    let stalled = latency
+        .iter()
+        .any(|r| r.mode == Mode::Streamed && r.path == "bare HTTP" && r.stats.p50_us > 30_000.0);
+    if stalled {
+        println!(
+            "note: streamed calls to the bare mock take > 30 ms: a delayed-ACK stall \
+             (the mock's sockets lack TCP_NODELAY), not work; every stream row pays it \
+             and stream overheads are within its noise"
+        );
+    }
     println!();
     println!(
         "Concurrent runs: {} x HybridPlatform::run spawned at once, all awaited; streaming; \
          SQLite file store",
         cfg.tasks
     );
-    println!("  peak = VmHWM after the run, reset just before it; +peak = peak - VmRSS before;");
-    println!("  the mock server (which records every request) runs in the same process");
+    println!("  each row runs in a fresh process (this binary again) after one warm-up run;");
+    println!("  RSS0 = VmRSS before; peak = VmHWM after, reset just before; +peak = peak - RSS0;");
+    println!("  the mock server (which records every request) runs in that same process");
     println!();
     println!(
         "{:<9} {:>6} {:>9} {:>8} {:>9} {:>8} {:>11} {:>11} {:>10} {:>10} {:>10}",
@@ -642,10 +724,7 @@ fn print_report(
         };
         println!(
             "{:<9} {:>6} {:>9} {:>8} {:>9.1} {:>8.0} {:>11.1} {:>11.1} {:>10} {:>10} {:>10}",
-            match row.protocol {
-                Protocol::OpenAi => "openai",
-                Protocol::Anthropic => "anthropic",
-            },
+            row.protocol.name(),
             row.tasks,
             row.completed,
             row.requests,
@@ -665,8 +744,8 @@ fn print_report(
         let after = mib(row.mem.rss_after_kb);
         if row.completed != row.tasks || !row.failures.is_empty() {
             println!(
-                "FAILED ({:?}): {} of {} runs did not complete:",
-                row.protocol,
+                "FAILED ({}): {} of {} runs did not complete:",
+                row.protocol.name(),
                 row.tasks - row.completed,
                 row.tasks
             );
@@ -675,8 +754,9 @@ fn print_report(
             }
         } else {
             println!(
-                "{:?}: all {} runs completed; RSS after the run {after} MiB",
-                row.protocol, row.tasks
+                "{}: all {} runs completed; RSS after the run {after} MiB",
+                row.protocol.name(),
+                row.tasks
             );
         }
     }

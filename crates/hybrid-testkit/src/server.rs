@@ -1,6 +1,7 @@
 //! [`MockLlmServer`]: an axum server on `127.0.0.1:0`, running on a tokio
 //! task, scripted through its methods, shut down when dropped.
 
+use axum::serve::ListenerExt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -39,6 +40,11 @@ impl MockLlmServer {
             .with_state(Arc::clone(&state));
         let mut signal = signal;
         tokio::spawn(async move {
+            // Real API servers answer without Nagle delays; without TCP_NODELAY a
+            // streamed reply stalls ~40 ms on a delayed ACK, which is not latency.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     // An error means the sender is gone: shut down as well.

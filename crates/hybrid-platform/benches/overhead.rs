@@ -645,7 +645,7 @@ fn print_report(
     println!(
         "  platform+mem   HybridPlatform::run -> LlmPlatform -> client, store sqlite::memory:"
     );
-    println!("  platform+file  same, store a SQLite file (WAL, synchronous=FULL) in a temp dir");
+    println!("  platform+file  same, store a SQLite file (WAL, synchronous=NORMAL) in a temp dir");
     println!("  overhead       mean(row) - mean(bare HTTP) of the same mode");
     println!();
     println!(

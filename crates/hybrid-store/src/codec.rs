@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use hybrid_core::{Money, TaskResult, TaskStatus, TaskType, Usage};
+use hybrid_core::{Event, Money, TaskResult, TaskStatus, TaskType, Usage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,6 +36,28 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<St
 /// JSON text back into a value.
 pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::decode(what, e))
+}
+
+/// Which events a batch holds, for error messages.
+pub(crate) fn describe_events(events: &[Event]) -> String {
+    match events {
+        [one] => format!("event {} of task {}", one.seq, one.task_id),
+        [first, ..] if events.iter().all(|e| e.task_id == first.task_id) => {
+            let min = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
+            let max = events.iter().map(|e| e.seq).max().unwrap_or(first.seq);
+            format!("one of events {min}..={max} of task {}", first.task_id)
+        }
+        _ => format!("one of a batch of {} events", events.len()),
+    }
+}
+
+/// The task all `events` belong to, if they belong to one.
+pub(crate) fn single_task(events: &[Event]) -> Option<&hybrid_core::TaskId> {
+    let first = events.first()?;
+    events
+        .iter()
+        .all(|e| e.task_id == first.task_id)
+        .then_some(&first.task_id)
 }
 
 /// A status column.

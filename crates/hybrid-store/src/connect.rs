@@ -9,7 +9,7 @@ use crate::{PostgresStore, SqliteStore, Store, StoreError};
 ///
 /// | URL | backend |
 /// | --- | --- |
-/// | `sqlite://path/to/file.db` (relative or, with a third `/`, absolute) | SQLite file; parent directories and the file are created; WAL, 5 s busy timeout, foreign keys on |
+/// | `sqlite://path/to/file.db` (relative or, with a third `/`, absolute) | SQLite file; parent directories and the file are created; WAL, `synchronous = NORMAL`, 10 s busy timeout, foreign keys on; writes queue at one writer connection |
 /// | `sqlite::memory:` | private in-memory SQLite, gone when the store is dropped |
 /// | `postgres://…`, `postgresql://…` | PostgreSQL |
 ///

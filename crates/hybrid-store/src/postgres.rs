@@ -17,7 +17,9 @@ use hybrid_core::{Event, Money, RouteInfo, StageResult, Task, TaskId, TaskResult
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 
-use crate::codec::{self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, micros};
+use crate::codec::{
+    self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, micros, single_task,
+};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     MetricsSnapshot, StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
@@ -279,20 +281,9 @@ async fn write_result(
     Ok(())
 }
 
-/// Which events a batch holds, for error messages.
-fn describe_events(events: &[Event]) -> String {
-    match events {
-        [one] => format!("event {} of task {}", one.seq, one.task_id),
-        [first, ..] if events.iter().all(|e| e.task_id == first.task_id) => {
-            let min = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
-            let max = events.iter().map(|e| e.seq).max().unwrap_or(first.seq);
-            format!("one of events {min}..={max} of task {}", first.task_id)
-        }
-        _ => format!("one of a batch of {} events", events.len()),
-    }
-}
-
-/// Inserts events with one statement (arrays unnested into rows).
+/// Inserts events with one statement (arrays unnested into rows). The five
+/// arrays are five bind parameters whatever the batch size, so PostgreSQL's
+/// limit of 65,535 parameters per statement never needs a chunked batch.
 async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<(), StoreError> {
     let mut task_ids = Vec::with_capacity(events.len());
     let mut seqs = Vec::with_capacity(events.len());
@@ -321,15 +312,10 @@ async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<(), 
     .execute(&mut *conn)
     .await
     .map_err(|e| {
-        let single_task = events
-            .iter()
-            .all(|ev| Some(&ev.task_id) == events.first().map(|f| &f.task_id));
         if is_unique_violation(&e) {
             StoreError::AlreadyExists(describe_events(events))
-        } else if let (true, true, Some(first)) =
-            (is_foreign_key_violation(&e), single_task, events.first())
-        {
-            StoreError::NotFound(first.task_id.clone())
+        } else if let (true, Some(task)) = (is_foreign_key_violation(&e), single_task(events)) {
+            StoreError::NotFound(task.clone())
         } else {
             StoreError::query(format!("appending {}", describe_events(events)), e)
         }

@@ -1,11 +1,28 @@
 //! The SQLite backend: the embedded default (`.hybrid/hybrid.db`).
 //!
-//! A file database runs in WAL mode (readers never block the writer) with
-//! `synchronous = FULL`, foreign keys on and a 5 s busy timeout. Every write
-//! transaction starts with `BEGIN IMMEDIATE`, so it takes the write lock up
-//! front and waits for other writers (in this or another process) instead of
-//! failing when it upgrades from reading to writing. `sqlite::memory:` gives
-//! a private in-memory database on a single connection.
+//! A file database runs in WAL mode (readers never block the writer), foreign
+//! keys on. SQLite lets one connection write at a time, and connections that
+//! find the write lock taken sleep and re-poll (the busy timeout) in no
+//! particular order, so under load one of many pooled writers could wait out
+//! any timeout. So every write of this process goes through one dedicated
+//! writer connection, handed out first come, first served: writes queue in
+//! order instead of polling, and reads use a separate pool of up to
+//! 8 connections that WAL lets run while a write is in progress. The 10 s
+//! busy timeout now only covers writers in *other* processes. A write waits
+//! at most 60 s for its turn at the writer before failing.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`, so it takes the
+//! write lock up front instead of failing when it upgrades from reading to
+//! writing (which another process's writer could make it do).
+//!
+//! `synchronous = NORMAL`: in WAL mode this is SQLite's recommended setting,
+//! which never corrupts the database and loses nothing when the process
+//! crashes (only a power loss or OS crash can lose the last commits), while
+//! sparing an fsync on every commit.
+//!
+//! `sqlite::memory:` gives a private in-memory database on a single
+//! connection (each connection would be a separate database), which then does
+//! the reads and the writes.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,22 +34,37 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::codec::{self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns};
+use crate::codec::{
+    self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, single_task,
+};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
     MetricsSnapshot, StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
 };
 
 const BACKEND: &str = "sqlite";
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_CONNECTIONS: u32 = 8;
+/// How long a write waits for another process's writer to let go.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for its turn at this process's writer connection.
+const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read connections of a file database.
+const MAX_READ_CONNECTIONS: u32 = 8;
+/// Bind parameters per event row.
+const EVENT_COLUMNS: usize = 5;
+/// Event rows per `INSERT`: SQLite allows at most 32,766 bind parameters in
+/// one statement (`SQLITE_MAX_VARIABLE_NUMBER`).
+const EVENT_ROWS_PER_INSERT: usize = 32_766 / EVENT_COLUMNS;
 
 /// A [`Store`] on a SQLite file or in memory.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads; in memory, the one connection that does everything.
     pool: SqlitePool,
+    /// Every write: one connection, handed out in FIFO order (sqlx's pool
+    /// queues on a fair semaphore). The same pool as `pool` in memory.
+    writer: SqlitePool,
 }
 
 /// The outcome of one status compare-and-set.
@@ -45,10 +77,27 @@ enum Cas {
     Lost,
 }
 
+/// One `events` row, encoded.
+struct EventRow<'a> {
+    task_id: &'a str,
+    seq: i64,
+    event_type: &'static str,
+    at: String,
+    body: String,
+}
+
 impl SqliteStore {
     /// Opens (creating the file and its parent directories if needed) and
     /// migrates the database at `url` (`sqlite://path`, `sqlite::memory:`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_busy_timeout(url, BUSY_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect) with another busy timeout (for tests).
+    pub(crate) async fn connect_with_busy_timeout(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let conn_err = |error| StoreError::Connection {
             backend: BACKEND,
             error,
@@ -56,16 +105,19 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(conn_err)?
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = if is_memory(url) {
+            .busy_timeout(busy_timeout);
+        let (pool, writer) = if is_memory(url) {
             // One connection that never closes: the database lives as long as it.
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .acquire_timeout(WRITE_QUEUE_TIMEOUT)
                 .connect_with(options)
                 .await
+                .map_err(conn_err)?;
+            (pool.clone(), pool)
         } else {
             if let Some(dir) = options
                 .get_filename()
@@ -82,31 +134,46 @@ impl SqliteStore {
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full);
-            SqlitePoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
+                .synchronous(SqliteSynchronous::Normal);
+            // The writer first: it creates the file and switches it to WAL.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(WRITE_QUEUE_TIMEOUT)
+                .connect_with(options.clone())
+                .await
+                .map_err(conn_err)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(MAX_READ_CONNECTIONS)
                 .connect_with(options)
                 .await
-        }
-        .map_err(conn_err)?;
+                .map_err(conn_err)?;
+            (pool, writer)
+        };
         sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|error| StoreError::Migration {
                 backend: BACKEND,
                 error,
             })?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
-    /// The connection pool, for callers that need SQL this trait does not offer.
+    /// The connection pool the store reads with, for callers that need SQL
+    /// this trait does not offer. With a file database, writes through it do
+    /// not queue with the store's own writes: like another process's, they
+    /// wait for the write lock up to the busy timeout.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    /// A write transaction holding the database write lock.
+    /// A write transaction on the writer connection, holding the database
+    /// write lock.
     async fn begin_write(&self, context: &str) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| StoreError::query(context, e))
@@ -263,27 +330,46 @@ async fn write_result(
     Ok(())
 }
 
-/// Inserts one event row.
-async fn insert_event(conn: &mut SqliteConnection, event: &Event) -> Result<(), StoreError> {
-    let id = &event.task_id;
-    let what = format!("event {} of task {id}", event.seq);
-    sqlx::query(
-        "INSERT INTO events (task_id, seq, event_type, at, body) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id.as_str())
-    .bind(codec::db_int(event.seq))
-    .bind(event.kind.name())
-    .bind(ts(event.at))
-    .bind(codec::to_json(event, &what)?)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| {
+/// Encodes events as rows, before any lock is taken.
+fn event_rows(events: &[Event]) -> Result<Vec<EventRow<'_>>, StoreError> {
+    events
+        .iter()
+        .map(|event| {
+            let what = format!("event {} of task {}", event.seq, event.task_id);
+            Ok(EventRow {
+                task_id: event.task_id.as_str(),
+                seq: codec::db_int(event.seq),
+                event_type: event.kind.name(),
+                at: ts(event.at),
+                body: codec::to_json(event, &what)?,
+            })
+        })
+        .collect()
+}
+
+/// Inserts `rows` (at most [`EVENT_ROWS_PER_INSERT`]) with one multi-row
+/// `INSERT`; `events` are the events they encode, for error messages.
+async fn insert_event_rows(
+    conn: &mut SqliteConnection,
+    rows: &[EventRow<'_>],
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let mut insert =
+        QueryBuilder::<Sqlite>::new("INSERT INTO events (task_id, seq, event_type, at, body) ");
+    insert.push_values(rows, |mut row, e| {
+        row.push_bind(e.task_id)
+            .push_bind(e.seq)
+            .push_bind(e.event_type)
+            .push_bind(&e.at)
+            .push_bind(&e.body);
+    });
+    insert.build().execute(&mut *conn).await.map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::AlreadyExists(what.clone())
-        } else if is_foreign_key_violation(&e) {
-            StoreError::NotFound(id.clone())
+            StoreError::AlreadyExists(describe_events(events))
+        } else if let (true, Some(task)) = (is_foreign_key_violation(&e), single_task(events)) {
+            StoreError::NotFound(task.clone())
         } else {
-            StoreError::query(format!("appending {what}"), e)
+            StoreError::query(format!("appending {}", describe_events(events)), e)
         }
     })?;
     Ok(())
@@ -375,7 +461,7 @@ impl Store for SqliteStore {
         .bind(json)
         .bind(ts(Utc::now()))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StoreError::query(format!("setting the route of task {id}"), e))?;
         if done.rows_affected() == 0 {
@@ -385,28 +471,36 @@ impl Store for SqliteStore {
     }
 
     async fn append_event(&self, event: &Event) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| {
-            StoreError::query(format!("appending an event of task {}", event.task_id), e)
-        })?;
-        insert_event(&mut conn, event).await
+        self.append_events(std::slice::from_ref(event)).await
     }
 
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let context = format!(
-            "appending {} events of task {}",
-            events.len(),
-            first.task_id
-        );
-        let mut tx = self.begin_write(&context).await?;
-        for event in events {
-            insert_event(&mut tx, event).await?;
+        let rows = event_rows(events)?;
+        let context = || format!("appending {}", describe_events(events));
+        match rows.len() {
+            0 => Ok(()),
+            // One statement is one transaction: all rows or none.
+            n if n <= EVENT_ROWS_PER_INSERT => {
+                let mut conn = self
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(|e| StoreError::query(context(), e))?;
+                insert_event_rows(&mut conn, &rows, events).await
+            }
+            _ => {
+                let mut tx = self.begin_write(&context()).await?;
+                for (rows, events) in rows
+                    .chunks(EVENT_ROWS_PER_INSERT)
+                    .zip(events.chunks(EVENT_ROWS_PER_INSERT))
+                {
+                    insert_event_rows(&mut tx, rows, events).await?;
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::query(context(), e))
+            }
         }
-        tx.commit()
-            .await
-            .map_err(|e| StoreError::query(&context, e))
     }
 
     async fn put_stage(
@@ -417,6 +511,7 @@ impl Store for SqliteStore {
         stage: &StageResult,
     ) -> Result<(), StoreError> {
         let what = format!("stage {position} ({name}) of task {id}");
+        let body = codec::to_json(stage, &what)?;
         sqlx::query(
             "INSERT INTO stages (task_id, position, name, agent, platform, body, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -429,9 +524,9 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(&stage.agent)
         .bind(&stage.platform)
-        .bind(codec::to_json(stage, &what)?)
+        .bind(body)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             if is_foreign_key_violation(&e) {
@@ -607,5 +702,219 @@ impl Store for SqliteStore {
             unpriced,
         }
         .into_snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hybrid_core::{EventKind, Stages, TaskStatus::*, Usage};
+
+    use super::*;
+
+    /// Far shorter than a burst of writers keeps the write lock busy: when
+    /// pooled connections polled for the lock, some ran out of it and failed
+    /// with `database is locked`; queued at the one writer, none do.
+    const SHORT_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
+
+    async fn file_store(dir: &tempfile::TempDir, busy_timeout: Duration) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        SqliteStore::connect_with_busy_timeout(&url, busy_timeout)
+            .await
+            .unwrap()
+    }
+
+    fn route() -> RouteInfo {
+        RouteInfo {
+            platform: "openai".into(),
+            rule: "default".into(),
+            reason: "test".into(),
+        }
+    }
+
+    fn warning(id: &TaskId, seq: u64) -> Event {
+        Event {
+            task_id: id.clone(),
+            seq,
+            at: Utc::now(),
+            kind: EventKind::Warning {
+                message: format!("event {seq}"),
+            },
+        }
+    }
+
+    fn stage() -> StageResult {
+        StageResult {
+            agent: "executor".into(),
+            platform: "openai".into(),
+            model: Some("m".into()),
+            output: "done".into(),
+            usage: Usage::default(),
+            cost_usd: None,
+            tools_used: Vec::new(),
+            tool_calls: Vec::new(),
+            verdict: None,
+            finish_reason: None,
+            duration_ms: 1,
+        }
+    }
+
+    /// What a platform run writes, with a few reads in between: 9 writes.
+    async fn run_task(store: &SqliteStore, n: usize) -> Result<(), StoreError> {
+        let task = Task::new(format!("task {n}"));
+        let id = &task.id;
+        store.create_task(&task).await?;
+        store.append_event(&warning(id, 0)).await?;
+        store.transition(id, Routing, Some("routing")).await?;
+        store.set_route(id, &route()).await?;
+        store.transition(id, InProgress, None).await?;
+        store
+            .append_events(&(1..5).map(|s| warning(id, s)).collect::<Vec<_>>())
+            .await?;
+        store.put_stage(id, 0, "answer", &stage()).await?;
+        store.get_task(id).await?;
+        store
+            .append_events(&(5..9).map(|s| warning(id, s)).collect::<Vec<_>>())
+            .await?;
+        store.events(id).await?;
+        store
+            .finish(&TaskResult {
+                task_id: id.clone(),
+                status: Completed,
+                platform: "openai".into(),
+                route: route(),
+                stages: Stages::new(),
+                output: "done".into(),
+                usage: Usage::default(),
+                cost_usd: None,
+                duration_ms: 1,
+                error: None,
+            })
+            .await
+    }
+
+    /// Runs `tasks` concurrent [`run_task`]s and checks they all succeeded.
+    async fn run_concurrently(store: SqliteStore, tasks: usize) {
+        let store = Arc::new(store);
+        let handles: Vec<_> = (0..tasks)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { run_task(&store, n).await })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for handle in handles {
+            if let Err(e) = handle.await.unwrap() {
+                failures.push(e.to_string());
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {tasks} runs failed, the first: {}",
+            failures.len(),
+            failures[0]
+        );
+        let metrics = store.metrics().await.unwrap();
+        assert_eq!(
+            metrics.status_counts.get("completed"),
+            Some(&(tasks as u64))
+        );
+        let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(events, 9 * tasks as i64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_queue_instead_of_timing_out() {
+        let dir = tempfile::tempdir().unwrap();
+        run_concurrently(file_store(&dir, SHORT_BUSY_TIMEOUT).await, 200).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_tasks_in_memory() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        run_concurrently(store, 50).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir, BUSY_TIMEOUT).await;
+        let task = Task::new("read me");
+        let id = &task.id;
+        store.create_task(&task).await.unwrap();
+        store.append_event(&warning(id, 0)).await.unwrap();
+        store.put_stage(id, 0, "answer", &stage()).await.unwrap();
+
+        // The writer busy, as if in a long write: every read still answers.
+        let held = store.writer.acquire().await.unwrap();
+        let reads = async {
+            assert!(store.get_task(id).await.unwrap().is_some());
+            assert_eq!(
+                store
+                    .list_tasks(&TaskFilter::default())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert_eq!(store.events(id).await.unwrap().len(), 1);
+            assert_eq!(store.stages(id).await.unwrap().len(), 1);
+            assert_eq!(store.status_history(id).await.unwrap().len(), 1);
+            assert_eq!(store.metrics().await.unwrap().tasks_in_flight, 1);
+        };
+        tokio::time::timeout(Duration::from_secs(5), reads)
+            .await
+            .expect("a read waited for the writer connection");
+        // …while every write waits its turn.
+        let short = Duration::from_millis(200);
+        assert!(
+            tokio::time::timeout(short, store.set_route(id, &route()))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(short, store.transition(id, Routing, None))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(short, store.append_event(&warning(id, 1)))
+                .await
+                .is_err()
+        );
+        drop(held);
+        store.transition(id, Routing, None).await.unwrap();
+        store.set_route(id, &route()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn writer_and_readers_use_wal_normal_sync_and_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("p.db").display()))
+                .await
+                .unwrap();
+        for pool in [&store.writer, &store.pool] {
+            let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            // 1 = NORMAL.
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(sync, 1);
+            let (timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(timeout, 10_000);
+        }
     }
 }

@@ -57,7 +57,13 @@ async fn file_is_created_in_wal_mode() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(timeout, 5000);
+    assert_eq!(timeout, 10_000);
+    // WAL with `synchronous = NORMAL` (1).
+    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync, 1);
 }
 
 #[tokio::test]

@@ -58,6 +58,7 @@ macro_rules! store_suite {
             illegal_transition_rejected,
             concurrent_transitions,
             events_in_order_and_batch,
+            large_event_batches,
             stages_ordered_and_upsert,
             finish_round_trip,
             list_filter_limit_order,

@@ -406,6 +406,66 @@ pub async fn events_in_order_and_batch(db: Arc<dyn Opener>) {
     assert!(store.events(&"ghost".into()).await.unwrap().is_empty());
 }
 
+/// Batches larger than one `INSERT` can bind (SQLite: 32,766 parameters,
+/// 6,553 rows of five; PostgreSQL: 65,535) go in whole, or not at all.
+pub async fn large_event_batches(db: Arc<dyn Opener>) {
+    const N: u64 = 14_000;
+    let store = db.open().await;
+    let task = sample_task("many events");
+    let id = &task.id;
+    store.create_task(&task).await.unwrap();
+    let warning = |seq: u64| {
+        event(
+            id,
+            seq,
+            EventKind::Warning {
+                message: format!("w{seq}"),
+            },
+        )
+    };
+    let batch: Vec<_> = (0..N).map(warning).collect();
+    store.append_events(&batch).await.unwrap();
+    assert_eq!(store.events(id).await.unwrap(), batch);
+
+    // The duplicate is in the last rows: the earlier ones must not stay.
+    let mut next: Vec<_> = (N..2 * N).map(warning).collect();
+    next.push(warning(N - 1));
+    let err = store.append_events(&next).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+    assert!(err.to_string().contains(id.as_str()), "{err}");
+    assert_eq!(store.events(id).await.unwrap().len(), batch.len());
+
+    // Events of several tasks in one batch; an unknown task fails it all.
+    let other = sample_task("other");
+    store.create_task(&other).await.unwrap();
+    let mut mixed: Vec<_> = (N..N + 10).map(warning).collect();
+    mixed.extend((0..10).map(|seq| {
+        event(
+            &other.id,
+            seq,
+            EventKind::Warning {
+                message: "o".into(),
+            },
+        )
+    }));
+    store.append_events(&mixed).await.unwrap();
+    assert_eq!(store.events(&other.id).await.unwrap().len(), 10);
+    let ghost: TaskId = "ghost".into();
+    let orphans: Vec<_> = (0..3)
+        .map(|seq| {
+            event(
+                &ghost,
+                seq,
+                EventKind::Warning {
+                    message: "?".into(),
+                },
+            )
+        })
+        .collect();
+    let err = store.append_events(&orphans).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
 pub async fn stages_ordered_and_upsert(db: Arc<dyn Opener>) {
     let store = db.open().await;
     let task = sample_task("stages");

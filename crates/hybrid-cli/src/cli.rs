@@ -38,6 +38,31 @@ pub enum Command {
     Tasks(TasksCommand),
     /// Counts from the store: tasks, time, platforms, success, tokens, cost.
     Metrics,
+    /// The command policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Tool calls waiting for a person.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `hybrid policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// What the policy decides about a command line, and why (nothing runs).
+    Check {
+        /// The command line; several words are joined with spaces.
+        #[arg(
+            value_name = "COMMAND_LINE",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command_line: Vec<String>,
+    },
 }
 
 /// The task's fields.
@@ -94,6 +119,9 @@ pub struct RunArgs {
     /// Answer approvals yes for this run, recorded as NAME.
     #[arg(long, value_name = "NAME")]
     pub approve_as: Option<String>,
+    /// Seconds an approval waits before it counts as rejected.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub approval_timeout: u64,
 }
 
 /// `hybrid route`.
@@ -128,6 +156,61 @@ pub enum TasksCommand {
     Cancel {
         /// Task id.
         id: String,
+    },
+}
+
+/// `hybrid approvals …`.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending approvals, oldest first.
+    List {
+        /// Answered and expired ones too, newest first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let the call run.
+    Approve {
+        /// Approval id.
+        id: String,
+        /// Who approves (recorded in the audit trail).
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Refuse the call; the model is told.
+    Reject {
+        /// Approval id.
+        id: String,
+        /// Who rejects.
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+/// `hybrid audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Records, oldest first.
+    List {
+        /// Only this task's records.
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+    },
+    /// Check every hash and link; exit non-zero naming the first bad record.
+    Verify,
+    /// Every record as JSON lines on stdout.
+    Export {
+        /// Output format.
+        #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
+        format: String,
     },
 }
 

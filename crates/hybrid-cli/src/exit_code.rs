@@ -12,6 +12,7 @@
 //! | 7 | database error |
 //! | 8 | not found (no such task) |
 //! | 9 | the task needs something this build cannot do (e.g. the hybrid route) |
+//! | 10 | `audit verify`: the audit chain is broken |
 //! | 130 | cancelled (Ctrl-C) |
 
 use hybrid_llm::LlmError;
@@ -37,6 +38,8 @@ pub const STORE: u8 = 7;
 pub const NOT_FOUND: u8 = 8;
 /// Unsupported.
 pub const UNSUPPORTED: u8 = 9;
+/// The audit chain failed verification.
+pub const AUDIT_BROKEN: u8 = 10;
 /// Cancelled.
 pub const CANCELLED: u8 = 130;
 
@@ -50,7 +53,7 @@ pub fn for_platform_error(e: &PlatformError) -> u8 {
         PlatformError::UnknownPlatform { .. } => USAGE,
         PlatformError::Cancelled => CANCELLED,
         PlatformError::Unsupported(_) => UNSUPPORTED,
-        PlatformError::Task { .. } => TASK_FAILED,
+        PlatformError::Task { .. } | PlatformError::Agent(_) => TASK_FAILED,
     }
 }
 

@@ -92,6 +92,19 @@ impl LiveView {
                 }
             }
             EventKind::Warning { message } => self.line(&format!("! {message}")),
+            EventKind::ToolCall { name, arguments, .. } => {
+                let shown = arguments
+                    .get("command")
+                    .and_then(|c| c.as_str())
+                    .map_or_else(|| arguments.to_string(), str::to_owned);
+                self.line(&format!("⚙ {name}: {shown}"));
+            }
+            EventKind::ApprovalRequested { approval_id, command, rule, .. } => self.line(&format!(
+                "⏸ `{command}` needs approval ({rule}): hybrid approvals approve {approval_id} --by NAME"
+            )),
+            EventKind::ApprovalAnswered { approved, by, .. } => {
+                self.line(&format!("{} by {by}", if *approved { "✓ approved" } else { "✗ rejected" }));
+            }
             _ => {}
         }
     }
@@ -122,5 +135,30 @@ impl LiveView {
             result.usage.output_tokens,
         );
         Ok(())
+    }
+}
+
+/// Asks at the terminal whether a tool call may run.
+#[derive(Debug, Clone, Copy)]
+pub struct TerminalPrompt;
+
+#[async_trait::async_trait]
+impl hybrid_platform::LocalPrompt for TerminalPrompt {
+    async fn prompt(&self, ask: &hybrid_platform::ApprovalAsk, approval_id: &str) -> Option<bool> {
+        let question = format!(
+            "\n? {} wants to run `{}` ({}: {}).\n  Approve? [y/N] (or answer {approval_id} with `hybrid approvals`) ",
+            ask.agent, ask.command, ask.rule, ask.reason
+        );
+        tokio::task::spawn_blocking(move || {
+            eprint!("{question}");
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(0) | Err(_) => None,
+                Ok(_) => Some(matches!(line.trim().to_lowercase().as_str(), "y" | "yes")),
+            }
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }

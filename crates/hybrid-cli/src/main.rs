@@ -53,6 +53,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Route(args) => commands::route::route(&global, args),
         Command::Tasks(cmd) => commands::tasks::tasks(&global, cmd).await,
         Command::Metrics => commands::metrics::metrics(&global).await,
+        Command::Policy(cmd) => commands::policy::policy(&global, cmd),
+        Command::Approvals(cmd) => commands::approvals::approvals(&global, cmd).await,
+        Command::Audit(cmd) => commands::audit::audit(&global, cmd).await,
     }
 }
 

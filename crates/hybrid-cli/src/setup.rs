@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hybrid_guard::CommandPolicy;
 use hybrid_platform::providers::{self, process_env};
 use hybrid_platform::{DefaultRouter, HybridConfig, HybridPlatform};
 use hybrid_store::Store;
@@ -67,17 +68,35 @@ impl Global {
     /// The platform with every configured provider registered.
     pub async fn platform(&self, config: &HybridConfig) -> Result<HybridPlatform, Failure> {
         let store = self.open_store().await?;
-        let mut builder =
-            HybridPlatform::builder()
-                .store(store)
-                .router(Arc::new(DefaultRouter::with_default(
-                    config.default_platform(),
-                )));
+        let policy = match &config.policy {
+            Some(p) => CommandPolicy::new(crate::commands::policy::rules_from_config(p)?)
+                .map_err(|e| Failure::new(exit_code::CONFIG, format!("[policy]: {e}")))?,
+            None => CommandPolicy::seed_default(),
+        };
+        let mut builder = HybridPlatform::builder()
+            .store(store)
+            .policy(policy)
+            .secrets(secret_values(config))
+            .router(Arc::new(DefaultRouter::with_default(
+                config.default_platform(),
+            )));
         for p in providers::build_platforms(config, &process_env) {
             builder = builder.platform(p);
         }
         Ok(builder.build()?)
     }
+}
+
+/// The values of every API key the configuration reads, to redact from the audit trail.
+fn secret_values(config: &HybridConfig) -> Vec<String> {
+    let mut vars = vec!["OPENAI_API_KEY".to_owned(), "ANTHROPIC_API_KEY".to_owned()];
+    vars.extend(
+        config
+            .effective_platforms()
+            .values()
+            .filter_map(|p| p.api_key_env.clone()),
+    );
+    vars.iter().filter_map(|v| process_env(v)).collect()
 }
 
 /// Hides a password in a database URL.

@@ -113,6 +113,31 @@ pub enum EventKind {
         /// Its result.
         result: Box<StageResult>,
     },
+    /// A tool call waits for a person's approval.
+    ApprovalRequested {
+        /// The approval's id (answer with `hybrid approvals approve ID`).
+        approval_id: String,
+        /// The tool.
+        tool: String,
+        /// What would run.
+        command: String,
+        /// The rule that asked.
+        rule: String,
+        /// Why.
+        reason: String,
+    },
+    /// An approval was answered (or timed out).
+    ApprovalAnswered {
+        /// The approval's id.
+        approval_id: String,
+        /// Yes or no.
+        approved: bool,
+        /// Who answered (`timeout` when nobody did).
+        by: String,
+        /// Their note or reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A non-fatal problem worth showing (a retry, a fallback).
     Warning {
         /// What happened.
@@ -138,6 +163,8 @@ impl EventKind {
             EventKind::ToolCall { .. } => "tool_call",
             EventKind::ToolResult { .. } => "tool_result",
             EventKind::StageCompleted { .. } => "stage_completed",
+            EventKind::ApprovalRequested { .. } => "approval_requested",
+            EventKind::ApprovalAnswered { .. } => "approval_answered",
             EventKind::Warning { .. } => "warning",
             EventKind::Finished { .. } => "finished",
         }

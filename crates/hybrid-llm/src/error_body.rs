@@ -22,10 +22,10 @@ impl ErrorDetail {
     /// `{"type":"error","error":{"type","message"}}` (Anthropic),
     /// `{"error":"text"}`, `{"message":…}`/`{"detail":…}`, or plain text.
     pub fn parse(body: &str, status: u16) -> Self {
-        if let Ok(value) = serde_json::from_str::<Value>(body) {
-            if let Some(detail) = Self::from_value(&value) {
-                return detail;
-            }
+        if let Ok(value) = serde_json::from_str::<Value>(body)
+            && let Some(detail) = Self::from_value(&value)
+        {
+            return detail;
         }
         let snippet: String = body.trim().chars().take(SNIPPET_CHARS).collect();
         let message = if snippet.is_empty() {

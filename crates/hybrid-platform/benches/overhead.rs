@@ -214,7 +214,8 @@ async fn latency_rows(cfg: Config, dir: &Path) -> BenchResult<Vec<LatencyRow>> {
     let server = start_mock().await?;
     let url = format!("{}/chat/completions", server.openai_base_url());
     // The same messages LlmPlatform sends, so every row moves the same bytes.
-    let system = roles::instructions_for(roles::role_for(Layer::Reasoning, &Task::new("")));
+    let system =
+        hybrid_agents::presets::instructions_for(roles::role_for(Layer::Reasoning, &Task::new("")));
     let bare_body = |stream: bool| {
         let mut body = serde_json::json!({
             "model": OPENAI_MODEL,

@@ -8,7 +8,8 @@
 //! | section | what it sets |
 //! | --- | --- |
 //! | `[router]` | `default_platform` for tasks no rule covers |
-//! | `[platforms.NAME]` | `provider` (`openai`, `anthropic`), `model`, `base_url`, `api_key_env`, `max_tokens`, `temperature`, `stream`, `timeout_secs`, `max_attempts`, `tools` |
+//! | `[platforms.NAME]` | `provider` (`openai`, `anthropic`), `model`, `base_url`, `api_key_env`, `max_tokens`, `temperature`, `stream`, `timeout_secs`, `max_attempts`, `tools`, `max_turns`, `instructions` |
+//! | `[tools]` | `http_request = true` enables that tool; `[tools.notify] webhook_url` enables `notify` |
 //! | `[agents.NAME]` | `platform`, `role`, `instructions`, `model` |
 //! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
 //! | `[policy]`, `[[guardrails]]`, `[budgets]`, `[mcp.servers.NAME]` | parsed and validated now; enforced by the execution-layer and guardrail issues |
@@ -69,6 +70,9 @@ pub struct HybridConfig {
     /// MCP servers.
     #[serde(default)]
     pub mcp: Option<McpConfig>,
+    /// Optional tools: `http_request = true`, `[tools.notify] webhook_url = "…"`.
+    #[serde(default)]
+    pub tools: hybrid_tools::ToolsConfig,
 }
 
 /// `[router]`.
@@ -101,9 +105,11 @@ pub struct PlatformConfig {
     pub timeout_secs: Option<Spanned<u64>>,
     /// Attempts per call including retries.
     pub max_attempts: Option<Spanned<u32>>,
-    /// Tools its agents get (used by the execution layer).
-    #[serde(default)]
-    pub tools: Vec<String>,
+    /// Tools its agents get; default: the system tools for the execution layer
+    /// (`claude`, or provider `anthropic`), none for the reasoning layer.
+    pub tools: Option<Spanned<Vec<String>>>,
+    /// Model turns per run (default 10).
+    pub max_turns: Option<u32>,
     /// System prompt for its single-agent runs.
     pub instructions: Option<String>,
 }
@@ -274,32 +280,46 @@ impl HybridConfig {
                     ));
                 }
             }
-            if let Some(t) = &p.temperature {
-                if !(0.0..=2.0).contains(t.get_ref()) {
-                    return Err((
-                        t.span(),
-                        format!("platforms.{name}.temperature"),
-                        format!("must be between 0 and 2, got {}", t.get_ref()),
-                    ));
+            if let Some(t) = &p.temperature
+                && !(0.0..=2.0).contains(t.get_ref())
+            {
+                return Err((
+                    t.span(),
+                    format!("platforms.{name}.temperature"),
+                    format!("must be between 0 and 2, got {}", t.get_ref()),
+                ));
+            }
+            if let Some(t) = &p.timeout_secs
+                && *t.get_ref() == 0
+            {
+                return Err((
+                    t.span(),
+                    format!("platforms.{name}.timeout_secs"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if let Some(tools) = &p.tools {
+                for t in tools.get_ref() {
+                    if !crate::providers::is_known_tool_name(t) {
+                        return Err((
+                            tools.span(),
+                            format!("platforms.{name}.tools"),
+                            format!(
+                                "unknown tool `{t}` (built-in: {}; MCP tools as mcp:SERVER:TOOL or mcp:SERVER:*)",
+                                crate::providers::BUILTIN_TOOLS.join(", ")
+                            ),
+                        ));
+                    }
                 }
             }
-            if let Some(t) = &p.timeout_secs {
-                if *t.get_ref() == 0 {
-                    return Err((
-                        t.span(),
-                        format!("platforms.{name}.timeout_secs"),
-                        "must be at least 1".into(),
-                    ));
-                }
-            }
-            if let Some(a) = &p.max_attempts {
-                if *a.get_ref() == 0 {
-                    return Err((
-                        a.span(),
-                        format!("platforms.{name}.max_attempts"),
-                        "must be at least 1".into(),
-                    ));
-                }
+            if let Some(a) = &p.max_attempts
+                && *a.get_ref() == 0
+            {
+                return Err((
+                    a.span(),
+                    format!("platforms.{name}.max_attempts"),
+                    "must be at least 1".into(),
+                ));
             }
         }
         let platform_names: Vec<&str> = self.platform_names();
@@ -337,27 +357,26 @@ impl HybridConfig {
                 ("cache_write", price.cache_write.as_ref()),
             ];
             for (field, value) in fields {
-                if let Some(v) = value {
-                    if !v.get_ref().is_finite() || *v.get_ref() < 0.0 {
-                        return Err((
-                            v.span(),
-                            format!("prices.{model}.{field}"),
-                            format!("must be a non-negative number, got {}", v.get_ref()),
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(policy) = &self.policy {
-            if let Some(d) = &policy.default {
-                if !["allow", "deny", "approve"].contains(&d.get_ref().as_str()) {
+                if let Some(v) = value
+                    && (!v.get_ref().is_finite() || *v.get_ref() < 0.0)
+                {
                     return Err((
-                        d.span(),
-                        "policy.default".into(),
-                        format!("`{}` is not one of: allow, deny, approve", d.get_ref()),
+                        v.span(),
+                        format!("prices.{model}.{field}"),
+                        format!("must be a non-negative number, got {}", v.get_ref()),
                     ));
                 }
             }
+        }
+        if let Some(policy) = &self.policy
+            && let Some(d) = &policy.default
+            && !["allow", "deny", "approve"].contains(&d.get_ref().as_str())
+        {
+            return Err((
+                d.span(),
+                "policy.default".into(),
+                format!("`{}` is not one of: allow, deny, approve", d.get_ref()),
+            ));
         }
         for (i, g) in self.guardrails.iter().enumerate() {
             const KINDS: [&str; 5] = [
@@ -400,14 +419,14 @@ impl HybridConfig {
                 ("per_task_usd", &b.per_task_usd),
                 ("per_day_usd", &b.per_day_usd),
             ] {
-                if let Some(v) = value {
-                    if !v.get_ref().is_finite() || *v.get_ref() < 0.0 {
-                        return Err((
-                            v.span(),
-                            format!("budgets.{field}"),
-                            format!("must be a non-negative number, got {}", v.get_ref()),
-                        ));
-                    }
+                if let Some(v) = value
+                    && (!v.get_ref().is_finite() || *v.get_ref() < 0.0)
+                {
+                    return Err((
+                        v.span(),
+                        format!("budgets.{field}"),
+                        format!("must be a non-negative number, got {}", v.get_ref()),
+                    ));
                 }
             }
         }
@@ -474,7 +493,8 @@ impl PlatformConfig {
             stream: None,
             timeout_secs: None,
             max_attempts: None,
-            tools: Vec::new(),
+            tools: None,
+            max_turns: None,
             instructions: None,
         }
     }

@@ -6,12 +6,15 @@
 //! boundaries, at the end, and whenever it grows past [`FLUSH_EVERY`]), so a
 //! stream of text deltas does not cost one database write per delta.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
-use hybrid_core::{Event, EventKind, TaskId};
-use hybrid_store::{Store, StoreError};
+use hybrid_agents::ToolGate;
+use hybrid_core::{Event, EventKind, TaskId, TaskStatus};
+use hybrid_store::{AuditEntry, Redactor, Store, StoreError};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +27,35 @@ pub struct EventSink {
     task_id: TaskId,
     seq: AtomicU64,
     buffer: Mutex<Vec<Event>>,
+    status: Mutex<TaskStatus>,
     subscriber: Option<mpsc::Sender<Event>>,
     store: Arc<dyn Store>,
+    audit: AuditWriter,
+}
+
+/// Appends the run's audit records, redacted, and remembers who approved which call.
+#[derive(Debug)]
+struct AuditWriter {
+    user: String,
+    redactor: Arc<Redactor>,
+    approvals: Mutex<HashMap<String, String>>,
+}
+
+/// One audit record of a run, before redaction.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    /// The agent that acted.
+    pub agent: String,
+    /// `model_call`, `bash_command`, `tool_call`, `policy_decision`, `approval`.
+    pub action: String,
+    /// The command or call.
+    pub command: Option<String>,
+    /// What came of it.
+    pub output: Option<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// Anything else.
+    pub detail: serde_json::Value,
 }
 
 impl EventSink {
@@ -35,12 +65,35 @@ impl EventSink {
         store: Arc<dyn Store>,
         subscriber: Option<mpsc::Sender<Event>>,
     ) -> Self {
+        Self::with_audit(
+            task_id,
+            store,
+            subscriber,
+            "system".into(),
+            Arc::new(Redactor::new(Vec::<String>::new())),
+        )
+    }
+
+    /// A sink that also writes audit records as `user`, redacted by `redactor`.
+    pub fn with_audit(
+        task_id: TaskId,
+        store: Arc<dyn Store>,
+        subscriber: Option<mpsc::Sender<Event>>,
+        user: String,
+        redactor: Arc<Redactor>,
+    ) -> Self {
         EventSink {
             task_id,
             seq: AtomicU64::new(0),
             buffer: Mutex::new(Vec::new()),
+            status: Mutex::new(TaskStatus::Pending),
             subscriber,
             store,
+            audit: AuditWriter {
+                user,
+                redactor,
+                approvals: Mutex::new(HashMap::new()),
+            },
         }
     }
 
@@ -63,6 +116,83 @@ impl EventSink {
         if full { self.flush().await } else { Ok(()) }
     }
 
+    /// Commits a status change (checked by the store's state machine), then
+    /// records it as an event.
+    pub async fn transition(
+        &self,
+        to: TaskStatus,
+        reason: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut status = self.status.lock().await;
+        let from = self
+            .store
+            .transition(&self.task_id, to, reason.as_deref())
+            .await?;
+        *status = to;
+        drop(status);
+        self.emit(EventKind::Status { from, to, reason }).await
+    }
+
+    /// The task this sink records.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The last status this sink committed.
+    pub async fn status(&self) -> TaskStatus {
+        *self.status.lock().await
+    }
+
+    /// Records that the store moved the task to `to` by other means (e.g. `finish`).
+    pub async fn record_status(
+        &self,
+        to: TaskStatus,
+        reason: Option<String>,
+    ) -> Result<(), StoreError> {
+        let from = std::mem::replace(&mut *self.status.lock().await, to);
+        self.emit(EventKind::Status { from, to, reason }).await
+    }
+
+    /// Appends an audit record (redacted; the store chains it). A failure is
+    /// logged, not raised: the action it records has already happened.
+    pub async fn audit(&self, note: AuditNote) {
+        let approved_by = match note.approved_by {
+            Some(by) => Some(by),
+            None => match note.detail.get("call_id").and_then(|c| c.as_str()) {
+                Some(call) => self.audit.approvals.lock().await.get(call).cloned(),
+                None => None,
+            },
+        };
+        let entry = AuditEntry {
+            task_id: Some(self.task_id.clone()),
+            agent: note.agent,
+            action: note.action,
+            command: note.command,
+            output: note.output,
+            user: self.audit.user.clone(),
+            approved_by,
+            detail: note.detail,
+        };
+        let entry = self.audit.redactor.redact_entry(entry);
+        if let Err(e) = self.store.append_audit(&entry).await {
+            tracing::error!(error = %e, task = %self.task_id, "could not append an audit record");
+        }
+    }
+
+    /// Remembers who approved a tool call, for the call's audit record.
+    pub async fn note_approval(&self, call_id: &str, by: &str) {
+        self.audit
+            .approvals
+            .lock()
+            .await
+            .insert(call_id.to_owned(), by.to_owned());
+    }
+
     /// Writes every buffered event.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let mut buf = self.buffer.lock().await;
@@ -76,7 +206,7 @@ impl EventSink {
 }
 
 /// What a platform gets to run one stage.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunContext {
     /// The stage name (`execution`, `planning`, …).
     pub stage: String,
@@ -84,6 +214,19 @@ pub struct RunContext {
     pub events: Arc<EventSink>,
     /// Cancelled when the user stops the run.
     pub cancel: CancellationToken,
+    /// The task's workspace: tools run here.
+    pub workdir: PathBuf,
+    /// Asked before every tool call.
+    pub gate: Arc<dyn ToolGate>,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("stage", &self.stage)
+            .field("workdir", &self.workdir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunContext {

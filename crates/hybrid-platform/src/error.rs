@@ -29,6 +29,9 @@ pub enum PlatformError {
         /// The names that exist.
         known: String,
     },
+    /// An agent stopped without an answer (e.g. its turn limit).
+    #[error("{0}")]
+    Agent(String),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,

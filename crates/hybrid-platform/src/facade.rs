@@ -9,31 +9,48 @@
 //!                                                         └→ failed | cancelled
 //! ```
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use futures::Stream;
 use hybrid_core::{Event, EventKind, StageResult, Stages, Task, TaskResult, TaskStatus};
-use hybrid_store::{MetricsSnapshot, Store};
+use hybrid_store::{MetricsSnapshot, Redactor, Store};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::PlatformError;
 use crate::context::{EventSink, RunContext};
+use crate::gate::{Approver, NoApprover, PolicyGate};
 use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
+use hybrid_guard::CommandPolicy;
 
 /// The stage name of a single-platform run.
 pub const SINGLE_STAGE: &str = "execution";
 
 /// How to run one task.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Skip the router and use this platform.
     pub platform: Option<String>,
     /// Cancel to stop the run; the task is then recorded `cancelled`.
     pub cancel: CancellationToken,
+    /// The task's workspace, where tools run (default: the current directory).
+    pub workdir: Option<PathBuf>,
+    /// Who answers approvals (default: nobody, so calls that need one are refused).
+    pub approver: Option<Arc<dyn Approver>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("platform", &self.platform)
+            .field("workdir", &self.workdir)
+            .field("approver", &self.approver.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Routes tasks to platforms, runs them, records everything.
@@ -47,6 +64,8 @@ struct Inner {
     store: Arc<dyn Store>,
     router: Arc<dyn Router>,
     platforms: RwLock<PlatformRegistry>,
+    policy: Arc<CommandPolicy>,
+    redactor: Arc<Redactor>,
 }
 
 /// Builds a [`HybridPlatform`].
@@ -55,6 +74,8 @@ pub struct HybridPlatformBuilder {
     store: Option<Arc<dyn Store>>,
     router: Option<Arc<dyn Router>>,
     platforms: PlatformRegistry,
+    policy: Option<CommandPolicy>,
+    secrets: Vec<String>,
 }
 
 impl HybridPlatformBuilder {
@@ -67,6 +88,19 @@ impl HybridPlatformBuilder {
     /// Replaces the default router.
     pub fn router(mut self, router: Arc<dyn Router>) -> Self {
         self.router = Some(router);
+        self
+    }
+
+    /// The command policy every tool call passes (default: the seed's).
+    pub fn policy(mut self, policy: CommandPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Values redacted from every audit record besides the built-in secret
+    /// patterns: the configured API keys' values.
+    pub fn secrets(mut self, secrets: Vec<String>) -> Self {
+        self.secrets = secrets;
         self
     }
 
@@ -88,6 +122,8 @@ impl HybridPlatformBuilder {
                     .router
                     .unwrap_or_else(|| Arc::new(DefaultRouter::default())),
                 platforms: RwLock::new(self.platforms),
+                policy: Arc::new(self.policy.unwrap_or_else(CommandPolicy::seed_default)),
+                redactor: Arc::new(Redactor::new(self.secrets)),
             }),
         })
     }
@@ -158,19 +194,19 @@ impl HybridPlatform {
         let this = self.clone();
         tokio::spawn(async move {
             let task_id = task.id.clone();
-            if let Err(e) = this.run_with(task, options, Some(tx.clone())).await {
-                if !matches!(e, PlatformError::Task { .. }) {
-                    let _ = tx
-                        .send(Event {
-                            task_id,
-                            seq: u64::MAX,
-                            at: chrono::Utc::now(),
-                            kind: EventKind::Warning {
-                                message: e.to_string(),
-                            },
-                        })
-                        .await;
-                }
+            if let Err(e) = this.run_with(task, options, Some(tx.clone())).await
+                && !matches!(e, PlatformError::Task { .. })
+            {
+                let _ = tx
+                    .send(Event {
+                        task_id,
+                        seq: u64::MAX,
+                        at: chrono::Utc::now(),
+                        kind: EventKind::Warning {
+                            message: e.to_string(),
+                        },
+                    })
+                    .await;
             }
         });
         ReceiverStream::new(rx)
@@ -186,19 +222,27 @@ impl HybridPlatform {
         let started = Instant::now();
         let store = self.inner.store.clone();
         store.create_task(&task).await?;
-        let sink = Arc::new(EventSink::new(task.id.clone(), store.clone(), subscriber));
+        let user = task
+            .submitted_by
+            .clone()
+            .unwrap_or_else(|| "system".to_owned());
+        let sink = Arc::new(EventSink::with_audit(
+            task.id.clone(),
+            store.clone(),
+            subscriber,
+            user,
+            self.inner.redactor.clone(),
+        ));
         sink.emit(EventKind::Submitted {
             task: Box::new(task.clone()),
         })
         .await?;
-        let mut tracker = Tracker {
+        let run = Run {
             sink: sink.clone(),
             store: store.clone(),
-            status: TaskStatus::Pending,
-            task: &task,
+            options: &options,
         };
-
-        let outcome = self.drive(&task, &options, &mut tracker).await;
+        let outcome = self.drive(&task, &run).await;
         let (route, stages, failure) = match outcome {
             Ok((route, stages)) => (route, stages, None),
             Err((route, stages, e)) => (route, stages, Some(e)),
@@ -209,14 +253,9 @@ impl HybridPlatform {
             Some(_) => TaskStatus::Failed,
         };
         let result = build_result(&task, status, route, stages, failure.as_ref(), started);
-        let from = tracker.status;
         store.finish(&result).await?;
-        sink.emit(EventKind::Status {
-            from,
-            to: status,
-            reason: failure.as_ref().map(ToString::to_string),
-        })
-        .await?;
+        sink.record_status(status, failure.as_ref().map(ToString::to_string))
+            .await?;
         sink.emit(EventKind::Finished {
             result: Box::new(result.clone()),
         })
@@ -236,11 +275,11 @@ impl HybridPlatform {
     async fn drive(
         &self,
         task: &Task,
-        options: &RunOptions,
-        t: &mut Tracker<'_>,
+        t: &Run<'_>,
     ) -> Result<(Option<RouteDecision>, Stages), (Option<RouteDecision>, Stages, PlatformError)>
     {
         let mut stages = Stages::new();
+        let options = t.options;
         if options.cancel.is_cancelled() {
             return Err((None, stages, PlatformError::Cancelled));
         }
@@ -270,7 +309,7 @@ impl HybridPlatform {
             return Err((Some(decision), stages, e));
         }
         match self
-            .run_stage(task, platform.as_ref(), SINGLE_STAGE, 0, options, t)
+            .run_stage(task, platform.as_ref(), SINGLE_STAGE, 0, t)
             .await
         {
             Ok(stage) => {
@@ -299,9 +338,9 @@ impl HybridPlatform {
         platform: &dyn Platform,
         stage: &str,
         position: u32,
-        options: &RunOptions,
-        t: &mut Tracker<'_>,
+        t: &Run<'_>,
     ) -> Result<StageResult, PlatformError> {
+        let options = t.options;
         t.sink
             .emit(EventKind::StageStarted {
                 stage: stage.to_owned(),
@@ -311,10 +350,22 @@ impl HybridPlatform {
             })
             .await?;
         t.sink.flush().await?;
+        let approver = options
+            .approver
+            .clone()
+            .unwrap_or_else(|| Arc::new(NoApprover));
+        let gate = PolicyGate::new(
+            self.inner.policy.clone(),
+            approver,
+            t.sink.clone(),
+            options.cancel.clone(),
+        );
         let ctx = RunContext {
             stage: stage.to_owned(),
             events: t.sink.clone(),
             cancel: options.cancel.clone(),
+            workdir: t.workdir(),
+            gate: Arc::new(gate),
         };
         let result = tokio::select! {
             r = platform.execute(task, &ctx) => r?,
@@ -334,25 +385,26 @@ impl HybridPlatform {
     }
 }
 
-/// Keeps the task's status in the store and in events in step.
-struct Tracker<'a> {
+/// What one run carries through its steps.
+struct Run<'a> {
     sink: Arc<EventSink>,
     store: Arc<dyn Store>,
-    status: TaskStatus,
-    task: &'a Task,
+    options: &'a RunOptions,
 }
 
-impl Tracker<'_> {
-    async fn go(&mut self, to: TaskStatus, reason: Option<String>) -> Result<(), PlatformError> {
-        let from = self
-            .store
-            .transition(&self.task.id, to, reason.as_deref())
-            .await?;
-        self.status = to;
-        self.sink
-            .emit(EventKind::Status { from, to, reason })
-            .await?;
-        Ok(())
+impl Run<'_> {
+    /// Commits a status change and records it.
+    async fn go(&self, to: TaskStatus, reason: Option<String>) -> Result<(), PlatformError> {
+        Ok(self.sink.transition(to, reason).await?)
+    }
+
+    /// The workspace: the option, else the current directory.
+    fn workdir(&self) -> PathBuf {
+        self.options
+            .workdir
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 }
 

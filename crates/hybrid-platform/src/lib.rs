@@ -11,21 +11,29 @@
 //! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
 //! | [`roles`] | the seed's agent roles and their instructions |
 //! | [`context`] | [`RunContext`] and the batched event sink |
+//! | [`approvals`] | approvals kept in the store and answered from any process |
+//! | [`gate`] | the command policy and approvals in front of every tool call |
 
+pub mod approvals;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod facade;
+pub mod gate;
 pub mod llm_platform;
 pub mod platform;
 pub mod providers;
 pub mod roles;
 pub mod router;
 
+pub use approvals::{LocalPrompt, StoreApprover};
 pub use config::{ConfigError, HybridConfig};
 pub use context::{EventSink, RunContext};
 pub use error::PlatformError;
 pub use facade::{HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
+pub use gate::{
+    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, NoApprover, PolicyGate, PreApproved,
+};
 pub use hybrid_store::MetricsSnapshot;
 pub use llm_platform::LlmPlatform;
 pub use platform::{Capabilities, Platform, PlatformRegistry};

@@ -1,22 +1,26 @@
 //! A platform that is one agent on one chat model: the `openai` and `claude`
 //! platforms, and any custom provider registered the same way.
 //!
-//! It sends the role's instructions and the task, streams the answer (each text
-//! delta becomes an event) or asks for it whole, and reports usage and cost.
+//! It runs the [`hybrid_agents::Agent`] turn loop: the role's instructions and
+//! the task go to the model; when the platform has tools, the model's tool
+//! calls pass the run's gate and run in the task's workspace until it answers.
+//! Every delta, model call, tool call and result becomes a task event.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use hybrid_agents::{Agent, AgentError, AgentEvent, AgentObserver, AgentRun};
 use hybrid_core::{EventKind, StageResult, Task};
-use hybrid_llm::{ChatEvent, ChatModel, ChatRequest, ChatResponse, LlmError, Message};
+use hybrid_llm::{ChatModel, LlmError, Message};
+use hybrid_tools::{Tool, ToolContext};
 
+use crate::context::AuditNote;
 use crate::roles::{self, Layer};
 use crate::{Capabilities, Platform, PlatformError, RunContext};
 
-/// One agent on one model.
-#[derive(Debug, Clone)]
+/// One agent on one model, with optional tools.
+#[derive(Clone)]
 pub struct LlmPlatform {
     id: String,
     layer: Layer,
@@ -25,6 +29,18 @@ pub struct LlmPlatform {
     stream: bool,
     max_tokens: Option<u32>,
     temperature: Option<f32>,
+    tools: Vec<Arc<dyn Tool>>,
+    max_turns: u32,
+}
+
+impl std::fmt::Debug for LlmPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmPlatform")
+            .field("id", &self.id)
+            .field("model", &self.model)
+            .field("tools", &self.tool_names())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The model, or why there is none (a missing API key is reported when the
@@ -45,29 +61,27 @@ impl std::fmt::Debug for ModelSlot {
 }
 
 impl LlmPlatform {
-    /// A platform named `id` in `layer` over `model`.
+    /// A platform named `id` in `layer` over `model`, without tools.
     pub fn new(id: impl Into<String>, layer: Layer, model: Arc<dyn ChatModel>) -> Self {
-        LlmPlatform {
-            id: id.into(),
-            layer,
-            model: ModelSlot::Ready(model),
-            instructions: None,
-            stream: true,
-            max_tokens: None,
-            temperature: None,
-        }
+        Self::with_slot(id.into(), layer, ModelSlot::Ready(model))
     }
 
     /// A platform that fails with `error` when used (e.g. its API key is missing).
     pub fn unavailable(id: impl Into<String>, layer: Layer, error: LlmError) -> Self {
+        Self::with_slot(id.into(), layer, ModelSlot::Unavailable(error))
+    }
+
+    fn with_slot(id: String, layer: Layer, model: ModelSlot) -> Self {
         LlmPlatform {
-            id: id.into(),
+            id,
             layer,
-            model: ModelSlot::Unavailable(error),
+            model,
             instructions: None,
             stream: true,
             max_tokens: None,
             temperature: None,
+            tools: Vec::new(),
+            max_turns: hybrid_agents::agent::DEFAULT_MAX_TURNS,
         }
     }
 
@@ -95,44 +109,143 @@ impl LlmPlatform {
         self
     }
 
-    fn request(&self, task: &Task, role: &str) -> ChatRequest {
-        let system = self
-            .instructions
-            .as_deref()
-            .unwrap_or_else(|| roles::instructions_for(role));
-        let mut req = ChatRequest::new(vec![
-            Message::system(system),
-            Message::user(roles::user_prompt(task)),
-        ]);
-        req.max_tokens = self.max_tokens;
-        req.temperature = self.temperature;
-        req
+    /// Tools its agents may call.
+    pub fn with_tools(mut self, tools: Vec<Arc<dyn Tool>>) -> Self {
+        self.tools = tools;
+        self
     }
 
-    async fn call_streaming(
-        model: &dyn ChatModel,
-        req: ChatRequest,
-        ctx: &RunContext,
-    ) -> Result<ChatResponse, PlatformError> {
-        let mut stream = model.stream(req);
-        while let Some(item) = stream.next().await {
-            match item? {
-                ChatEvent::TextDelta(text) if !text.is_empty() => {
-                    ctx.emit(EventKind::TextDelta {
-                        stage: ctx.stage.clone(),
-                        text,
-                    })
-                    .await?;
-                }
-                ChatEvent::Completed(resp) => return Ok(resp),
-                _ => {}
+    /// Model turns per run.
+    pub fn with_max_turns(mut self, max_turns: u32) -> Self {
+        self.max_turns = max_turns.max(1);
+        self
+    }
+
+    /// Names of its tools.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools.iter().map(|t| t.spec().name).collect()
+    }
+}
+
+/// Turns the agent's events into the task's events and audit records for one stage.
+struct StageObserver<'a> {
+    ctx: &'a RunContext,
+    agent: &'a str,
+    /// Calls seen, by id: (tool, arguments), for the result's audit record.
+    calls: tokio::sync::Mutex<std::collections::HashMap<String, (String, serde_json::Value)>>,
+}
+
+impl StageObserver<'_> {
+    async fn audit(&self, event: &AgentEvent) {
+        let note = match event {
+            AgentEvent::ModelCall {
+                model,
+                usage,
+                cost,
+                duration_ms,
+            } => AuditNote {
+                agent: self.agent.to_owned(),
+                action: "model_call".into(),
+                command: Some(model.clone()),
+                detail: serde_json::json!({
+                    "stage": self.ctx.stage, "model": model, "usage": usage,
+                    "cost_usd": cost.map(hybrid_core::Money::as_usd), "duration_ms": duration_ms,
+                }),
+                ..AuditNote::default()
+            },
+            AgentEvent::ToolCall {
+                id,
+                name,
+                arguments,
+            } => {
+                self.calls
+                    .lock()
+                    .await
+                    .insert(id.clone(), (name.clone(), arguments.clone()));
+                return;
             }
+            AgentEvent::ToolResult {
+                id,
+                name,
+                output,
+                is_error,
+            } => {
+                let arguments = self
+                    .calls
+                    .lock()
+                    .await
+                    .remove(id)
+                    .map(|(_, a)| a)
+                    .unwrap_or_default();
+                let (action, command) = match (
+                    name.as_str(),
+                    arguments.get("command").and_then(|c| c.as_str()),
+                ) {
+                    ("bash", Some(c)) => ("bash_command", c.to_owned()),
+                    _ => ("tool_call", format!("{name} {arguments}")),
+                };
+                AuditNote {
+                    agent: self.agent.to_owned(),
+                    action: action.into(),
+                    command: Some(command),
+                    output: Some(output.clone()),
+                    detail: serde_json::json!({"stage": self.ctx.stage, "call_id": id, "tool": name, "is_error": is_error}),
+                    ..AuditNote::default()
+                }
+            }
+            AgentEvent::TextDelta(_) | AgentEvent::ToolDenied { .. } => return,
+        };
+        self.ctx.events.audit(note).await;
+    }
+}
+
+#[async_trait]
+impl AgentObserver for StageObserver<'_> {
+    async fn observe(&self, event: AgentEvent) {
+        self.audit(&event).await;
+        let stage = self.ctx.stage.clone();
+        let kind = match event {
+            AgentEvent::TextDelta(text) => EventKind::TextDelta { stage, text },
+            AgentEvent::ModelCall {
+                model,
+                usage,
+                cost,
+                duration_ms,
+            } => EventKind::ModelCall {
+                stage,
+                model,
+                usage,
+                cost_usd: cost,
+                duration_ms,
+            },
+            AgentEvent::ToolCall {
+                id,
+                name,
+                arguments,
+            } => EventKind::ToolCall {
+                stage,
+                id,
+                name,
+                arguments,
+            },
+            AgentEvent::ToolDenied { id, rule, reason } => EventKind::Warning {
+                message: format!("tool call {id} denied by {rule}: {reason}"),
+            },
+            AgentEvent::ToolResult {
+                id,
+                output,
+                is_error,
+                ..
+            } => EventKind::ToolResult {
+                stage,
+                id,
+                output,
+                is_error,
+            },
+        };
+        if let Err(e) = self.ctx.emit(kind).await {
+            tracing::warn!(error = %e, "could not record an agent event");
         }
-        Err(LlmError::StreamInterrupted {
-            provider: model.provider().to_owned(),
-            message: "the stream ended without a final response".into(),
-        }
-        .into())
     }
 }
 
@@ -143,9 +256,10 @@ impl Platform for LlmPlatform {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let system = self.tools.iter().any(|t| t.spec().name == "bash");
         Capabilities {
-            system_access: false,
-            tools: false,
+            system_access: system,
+            tools: !self.tools.is_empty(),
             streaming: self.stream,
         }
     }
@@ -167,37 +281,51 @@ impl Platform for LlmPlatform {
             ModelSlot::Unavailable(e) => return Err(e.clone().into()),
         };
         let role = roles::role_for(self.layer, task);
-        let req = self.request(task, role);
+        let mut agent = Agent::new(role, model)
+            .with_tools(self.tools.clone())
+            .with_max_turns(self.max_turns)
+            .with_streaming(self.stream)
+            .with_max_tokens(self.max_tokens)
+            .with_temperature(self.temperature);
+        if let Some(instructions) = &self.instructions {
+            agent = agent.with_instructions(instructions.clone());
+        }
+        let mut tools = ToolContext::new(ctx.workdir.clone());
+        tools.cancel = ctx.cancel.clone();
+        let observer = StageObserver {
+            ctx,
+            agent: role,
+            calls: Default::default(),
+        };
+        let run = AgentRun {
+            tools: &tools,
+            gate: ctx.gate.as_ref(),
+            observer: &observer,
+            cancel: &ctx.cancel,
+        };
         let started = Instant::now();
-        let call = async {
-            if self.stream {
-                Self::call_streaming(model.as_ref(), req, ctx).await
-            } else {
-                Ok(model.complete(req).await?)
+        let outcome = match agent
+            .run(vec![Message::user(roles::user_prompt(task))], run)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(AgentError::Llm(e)) => return Err(e.into()),
+            Err(AgentError::Cancelled) => return Err(PlatformError::Cancelled),
+            Err(e @ AgentError::MaxTurns { .. }) => {
+                return Err(PlatformError::Agent(e.to_string()));
             }
         };
-        let resp = tokio::select! {
-            r = call => r?,
-            () = ctx.cancel.cancelled() => return Err(PlatformError::Cancelled),
-        };
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        ctx.emit(EventKind::ModelCall {
-            stage: ctx.stage.clone(),
-            model: resp.model.clone(),
-            usage: resp.usage,
-            cost_usd: resp.cost,
-            duration_ms,
-        })
-        .await?;
         Ok(StageResult {
             agent: role.to_owned(),
             platform: self.id.clone(),
-            model: Some(resp.model),
-            output: resp.text,
-            usage: resp.usage,
-            cost_usd: resp.cost,
-            finish_reason: resp.raw_finish_reason,
-            duration_ms,
+            model: Some(outcome.model),
+            output: outcome.text,
+            usage: outcome.usage,
+            cost_usd: outcome.cost,
+            tools_used: outcome.tools_used,
+            tool_calls: outcome.tool_calls,
+            finish_reason: outcome.finish_reason,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             ..Default::default()
         })
     }

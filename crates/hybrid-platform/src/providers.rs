@@ -22,6 +22,7 @@ use hybrid_llm::{
 use crate::config::{DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_MODEL, HybridConfig, PlatformConfig};
 use crate::roles::Layer;
 use crate::{LlmPlatform, Platform, router};
+use hybrid_tools::{Tool, ToolRegistry};
 
 /// Looks up an environment variable (injectable for tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -51,16 +52,66 @@ pub fn price_table(config: &HybridConfig) -> PriceTable {
         })
 }
 
+/// The built-in tools a platform may list, in the order they are offered.
+pub const BUILTIN_TOOLS: [&str; 8] = [
+    "bash",
+    "read_file",
+    "write_file",
+    "edit_file",
+    "glob",
+    "grep",
+    "http_request",
+    "notify",
+];
+
+/// The tools the execution layer gets when its section names none.
+pub const DEFAULT_SYSTEM_TOOLS: [&str; 6] = [
+    "bash",
+    "read_file",
+    "write_file",
+    "edit_file",
+    "glob",
+    "grep",
+];
+
+/// Whether `name` may appear in a `tools` list: a built-in, or an MCP pattern.
+pub fn is_known_tool_name(name: &str) -> bool {
+    BUILTIN_TOOLS.contains(&name)
+        || name.strip_prefix("mcp:").is_some_and(|rest| {
+            rest.split_once(':')
+                .is_some_and(|(server, tool)| !server.is_empty() && !tool.is_empty())
+        })
+}
+
 /// Every configured platform, ready to register.
 pub fn build_platforms(config: &HybridConfig, env: EnvLookup<'_>) -> Vec<Arc<dyn Platform>> {
     let prices = Arc::new(price_table(config));
+    let registry = ToolRegistry::builtin(&config.tools);
     config
         .effective_platforms()
         .iter()
         .map(|(name, p)| {
-            Arc::new(build_platform(name, p, prices.clone(), env)) as Arc<dyn Platform>
+            let tools = tools_for(name, p, &registry);
+            let platform = build_platform(name, p, prices.clone(), env).with_tools(tools);
+            Arc::new(platform) as Arc<dyn Platform>
         })
         .collect()
+}
+
+/// The tools of one platform: its `tools` list, else the system tools for the
+/// execution layer and none for the reasoning layer. Names the registry does
+/// not have (an optional tool left disabled, MCP tools not connected) are skipped.
+pub fn tools_for(name: &str, p: &PlatformConfig, registry: &ToolRegistry) -> Vec<Arc<dyn Tool>> {
+    let provider = p.provider.get_ref().as_str();
+    let names: Vec<String> = match &p.tools {
+        Some(list) => list.get_ref().clone(),
+        None if layer_of(name, provider) == Layer::Execution => DEFAULT_SYSTEM_TOOLS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+    names.iter().filter_map(|n| registry.get(n)).collect()
 }
 
 fn layer_of(name: &str, provider: &str) -> Layer {
@@ -95,6 +146,10 @@ pub fn build_platform(
     #[allow(clippy::cast_possible_truncation)]
     let temperature = p.temperature.as_ref().map(|t| *t.get_ref() as f32);
     model
+        .with_max_turns(
+            p.max_turns
+                .unwrap_or(hybrid_agents::agent::DEFAULT_MAX_TURNS),
+        )
         .with_instructions(p.instructions.clone())
         .with_streaming(p.stream.unwrap_or(true))
         .with_max_tokens(p.max_tokens)
@@ -214,6 +269,46 @@ mod tests {
             (ps[0].id(), ps[0].model()),
             ("gemini", Some("gemini-2.5-flash"))
         );
+    }
+
+    #[test]
+    fn the_execution_layer_gets_system_tools_by_default_and_lists_override() {
+        let caps = |ps: &[Arc<dyn Platform>]| -> Vec<(String, bool)> {
+            ps.iter()
+                .map(|p| (p.id().to_owned(), p.capabilities().system_access))
+                .collect()
+        };
+        let ps = platforms("", &[]);
+        assert_eq!(
+            caps(&ps),
+            vec![("openai".into(), false), ("claude".into(), true)]
+        );
+        let toml = "[platforms.openai]\nprovider = \"openai\"\ntools = [\"bash\"]\n\n[platforms.claude]\nprovider = \"anthropic\"\ntools = []\n";
+        assert_eq!(
+            caps(&platforms(toml, &[])),
+            vec![("openai".into(), true), ("claude".into(), false)]
+        );
+    }
+
+    #[test]
+    fn tool_names_are_checked() {
+        assert!(is_known_tool_name("bash") && is_known_tool_name("mcp:github:*"));
+        assert!(
+            !is_known_tool_name("bsh")
+                && !is_known_tool_name("mcp:github")
+                && !is_known_tool_name("mcp::x")
+        );
+        let e = HybridConfig::parse(
+            "[platforms.claude]\nprovider = \"anthropic\"\ntools = [\"bash\", \"rm\"]\n",
+            Path::new("hybrid.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(3), "platforms.claude.tools"),
+            "{e}"
+        );
+        assert!(e.message.contains("unknown tool `rm`"), "{e}");
     }
 
     #[test]

@@ -1,13 +1,5 @@
-//! The seed's agent roles and their default instructions.
-//!
-//! | layer | role | does |
-//! | --- | --- | --- |
-//! | reasoning | `coordinator` | answers, plans, coordinates |
-//! | reasoning | `analyst` | analyses material and reports findings |
-//! | reasoning | `validator` | checks work and gives a verdict |
-//! | execution | `executor` | carries out operations |
-//! | execution | `researcher` | gathers and reads sources |
-//! | execution | `verifier` | checks that an operation worked |
+//! Which of the seed's roles a single-platform run takes, and the task as the
+//! user message. The roles' instructions are [`hybrid_agents::presets`].
 
 use hybrid_core::{Task, TaskType};
 
@@ -27,37 +19,6 @@ pub fn role_for(layer: Layer, task: &Task) -> &'static str {
         (Layer::Reasoning, _) => "coordinator",
         (Layer::Execution, TaskType::Research) => "researcher",
         (Layer::Execution, _) => "executor",
-    }
-}
-
-/// Default system prompt of a role.
-pub fn instructions_for(role: &str) -> &'static str {
-    match role {
-        "coordinator" => {
-            "You are the coordinator of an operations platform. Answer clearly and \
-             accurately; when the request needs several steps, lay them out in order."
-        }
-        "analyst" => {
-            "You are an analyst. Examine the material you are given, state your findings \
-             with the evidence for each, and flag risks and unknowns."
-        }
-        "validator" => {
-            "You are a validator. Check the work you are given against the request. \
-             Start your answer with PASS or FAIL, then give your reasons."
-        }
-        "executor" => {
-            "You are an executor on an operations platform. Carry out the request \
-             precisely and report exactly what you did and what you observed."
-        }
-        "researcher" => {
-            "You are a researcher. Gather the relevant facts, cite where each came from, \
-             and summarise what they mean for the request."
-        }
-        "verifier" => {
-            "You are a verifier. Check whether the operation achieved its goal and report \
-             the evidence."
-        }
-        _ => "You are a helpful assistant.",
     }
 }
 

@@ -6,7 +6,10 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use hybrid_core::{CoreError, TaskId};
+
+use crate::ApprovalStatus;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,15 @@ pub enum StoreError {
         backend: &'static str,
         /// What the driver said.
         error: sqlx::Error,
+    },
+    /// The migration lock file of a SQLite database could not be taken.
+    #[error("cannot lock {} for migrations: {error}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        error: std::io::Error,
     },
     /// The directory for a SQLite file could not be created.
     #[error("cannot create database directory {}: {error}", path.display())]
@@ -43,9 +55,25 @@ pub enum StoreError {
         /// What the driver said.
         error: sqlx::Error,
     },
-    /// No task has this id.
-    #[error("task {0} not found")]
+    /// No task has this id, or (an id starting `ap_`) no approval request.
+    #[error("{kind} {0} not found", kind = not_found_kind(.0))]
     NotFound(TaskId),
+    /// The approval request was already answered (or expired): the first
+    /// answer stands.
+    #[error(
+        "approval {id} is already {status} (by {decided_by} at {})",
+        decided_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )]
+    ApprovalClosed {
+        /// The approval request.
+        id: String,
+        /// Its status now, never `pending`.
+        status: ApprovalStatus,
+        /// Who answered it (`timeout` for an expired one).
+        decided_by: String,
+        /// When.
+        decided_at: DateTime<Utc>,
+    },
     /// A row with the same key is already stored.
     #[error("{0} already exists")]
     AlreadyExists(String),
@@ -121,6 +149,15 @@ impl StoreError {
             what: what.into(),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// What a [`StoreError::NotFound`] id names: approval ids start with `ap_`.
+fn not_found_kind(id: &TaskId) -> &'static str {
+    if id.as_str().starts_with(crate::approval::ID_PREFIX) {
+        "approval"
+    } else {
+        "task"
     }
 }
 

@@ -1,5 +1,5 @@
 //! Durable state for HybridPlatform: tasks, their status history, stage
-//! results and events, in SQLite (the embedded default) or PostgreSQL (several
+//! results, events and the tamper-evident audit trail, in SQLite (the embedded default) or PostgreSQL (several
 //! workers sharing one database).
 //!
 //! Open a store with [`connect()`]; every backend implements the same [`Store`]
@@ -9,6 +9,9 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`store`] | the [`Store`] trait and its records ([`TaskRecord`], [`TaskSummary`], [`TaskFilter`], [`StatusChange`], [`MetricsSnapshot`]) |
+//! | [`approval`] | approval requests: [`NewApproval`], [`Approval`], [`ApprovalStatus`], [`ApprovalFilter`] |
+//! | [`audit`] | the audit chain: [`AuditEntry`], [`AuditRecord`], [`AuditFilter`], [`AuditVerification`], the hash encoding |
+//! | [`redact`] | [`Redactor`]: secrets out of audit records |
 //! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
 //! | [`sqlite`] | [`SqliteStore`] |
 //! | [`postgres`] | [`PostgresStore`], [`connect_postgres_in_schema`] for isolated tests |
@@ -25,15 +28,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod approval;
+pub mod audit;
 mod codec;
 pub mod connect;
 pub mod error;
 pub mod postgres;
+pub mod redact;
 pub mod sqlite;
 pub mod store;
 
+pub use approval::{Approval, ApprovalFilter, ApprovalStatus, NewApproval};
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification, BadRecord};
 pub use connect::{connect, default_sqlite_url};
 pub use error::StoreError;
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
+pub use redact::Redactor;
 pub use sqlite::SqliteStore;
 pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};

@@ -15,14 +15,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hybrid_core::{Event, Money, RouteInfo, StageResult, Task, TaskId, TaskResult, TaskStatus};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres, Transaction};
+use sqlx::{Connection, Postgres, QueryBuilder, Transaction};
 
+use crate::approval::{
+    self, Approval, ApprovalFilter, ApprovalParts, ApprovalStatus, ID_ATTEMPTS, NewApproval,
+};
+use crate::audit::{ChainVerifier, GENESIS_HASH, RawAudit, VERIFY_PAGE, timestamp_text};
 use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, micros, single_task,
 };
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
-    MetricsSnapshot, StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
+    AuditEntry, AuditFilter, AuditRecord, AuditVerification, MetricsSnapshot, Redactor,
+    StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
 };
 
 const BACKEND: &str = "postgres";
@@ -139,6 +144,38 @@ impl PostgresStore {
     /// The connection pool, for callers that need SQL this trait does not offer.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Moves a pending approval to `status` (compare-and-set on `pending`).
+    async fn answer_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Approval, StoreError> {
+        let id = approval::normalize_id(id);
+        let sql = format!(
+            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, note = $4 \
+             WHERE id = $5 AND status = 'pending' RETURNING {}",
+            approval::COLUMNS
+        );
+        let row: Option<ApprovalParts> = sqlx::query_as(&sql)
+            .bind(status.as_str())
+            .bind(by)
+            .bind(micros(Utc::now()))
+            .bind(note)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("answering approval {id}"), e))?;
+        if let Some(row) = row {
+            return approval::from_parts(row);
+        }
+        match self.get_approval(&id).await? {
+            Some(closed) => Err(closed.closed_error()),
+            None => Err(StoreError::NotFound(id.into())),
+        }
     }
 
     async fn begin(&self, context: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -341,6 +378,103 @@ type SummaryRow = (
     Option<i64>,
     Option<i64>,
 );
+
+/// The columns of an `audit_log` row, in [`AuditRow`] order.
+const AUDIT_COLUMNS: &str = "SELECT seq, at, task_id, agent, action, command, output, user_name, \
+                             approved_by, detail::text, prev_hash, hash FROM audit_log";
+
+type AuditRow = (
+    i64,
+    DateTime<Utc>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+fn raw_audit(row: AuditRow) -> RawAudit {
+    let (
+        seq,
+        at,
+        task_id,
+        agent,
+        action,
+        command,
+        output,
+        user,
+        approved_by,
+        detail,
+        prev_hash,
+        hash,
+    ) = row;
+    RawAudit {
+        seq,
+        timestamp: timestamp_text(at),
+        task_id,
+        agent,
+        action,
+        command,
+        output,
+        user,
+        approved_by,
+        detail,
+        prev_hash,
+        hash,
+    }
+}
+
+/// `entry` sealed as the record after the chain's current head, and the
+/// timestamp it was sealed with.
+async fn seal_after_head(
+    conn: &mut PgConnection,
+    entry: &AuditEntry,
+) -> Result<(RawAudit, DateTime<Utc>), StoreError> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| StoreError::query("reading the head of the audit chain", e))?;
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq.saturating_add(1), hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let now = micros(Utc::now());
+    Ok((RawAudit::seal(entry, seq, now, prev_hash)?, now))
+}
+
+/// Inserts a sealed audit record.
+async fn insert_audit(
+    conn: &mut PgConnection,
+    raw: &RawAudit,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, task_id, agent, action, command, output, user_name, \
+         approved_by, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12)",
+    )
+    .bind(raw.seq)
+    .bind(at)
+    .bind(&raw.task_id)
+    .bind(&raw.agent)
+    .bind(&raw.action)
+    .bind(&raw.command)
+    .bind(&raw.output)
+    .bind(&raw.user)
+    .bind(&raw.approved_by)
+    .bind(&raw.detail)
+    .bind(&raw.prev_hash)
+    .bind(&raw.hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -639,5 +773,197 @@ impl Store for PostgresStore {
             unpriced,
         }
         .into_snapshot()
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        const CONTEXT: &str = "appending an audit record";
+        let entry = Redactor::default().redact_entry(entry.clone());
+        let err = |e| StoreError::query(CONTEXT, e);
+
+        // Fast path, no lock: read the head, insert head + 1. The primary key
+        // on `seq` lets only one appender per position win; an insert racing
+        // an uncommitted one waits for it and then fails.
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        let (raw, now) = seal_after_head(&mut conn, &entry).await?;
+        match insert_audit(&mut conn, &raw, now).await {
+            Ok(()) => return raw.into_record(),
+            Err(e) if is_unique_violation(&e) => {
+                tracing::debug!(
+                    seq = raw.seq,
+                    "audit append lost a race; retrying under the lock"
+                );
+            }
+            Err(e) => {
+                return Err(StoreError::query(
+                    format!("appending audit record {}", raw.seq),
+                    e,
+                ));
+            }
+        }
+
+        // Slow path: hold a lock that every other writer of the table waits
+        // for (self-conflicting, and conflicting with plain INSERTs), so the
+        // head cannot move between the read and the insert. Plain reads do
+        // not wait.
+        let mut tx = conn.begin().await.map_err(err)?;
+        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let (raw, now) = seal_after_head(&mut tx, &entry).await?;
+        let what = format!("appending audit record {}", raw.seq);
+        insert_audit(&mut tx, &raw, now)
+            .await
+            .map_err(|e| StoreError::query(&what, e))?;
+        tx.commit().await.map_err(|e| StoreError::query(&what, e))?;
+        raw.into_record()
+    }
+
+    async fn audit_records(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(AUDIT_COLUMNS);
+        query.push(" WHERE TRUE");
+        if let Some(task) = &filter.task_id {
+            query.push(" AND task_id = ").push_bind(task.as_str());
+        }
+        if let Some(after) = filter.after_seq {
+            query.push(" AND seq > ").push_bind(codec::db_int(after));
+        }
+        query.push(" ORDER BY seq");
+        if let Some(limit) = filter.limit {
+            query.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows: Vec<AuditRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading audit records", e))?;
+        rows.into_iter()
+            .map(|row| raw_audit(row).into_record())
+            .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let sql = format!("{AUDIT_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let mut verifier = ChainVerifier::default();
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<AuditRow> = sqlx::query_as(&sql)
+                .bind(after)
+                .bind(i64::from(VERIFY_PAGE))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StoreError::query("verifying the audit trail", e))?;
+            let full = rows.len() >= VERIFY_PAGE as usize;
+            for row in rows {
+                let raw = raw_audit(row);
+                after = raw.seq;
+                verifier.push(&raw);
+            }
+            if !full {
+                return Ok(verifier.finish());
+            }
+        }
+    }
+
+    async fn create_approval(&self, new: &NewApproval) -> Result<Approval, StoreError> {
+        let task = &new.task_id;
+        let context = format!("storing an approval request for task {task}");
+        for _ in 0..ID_ATTEMPTS {
+            let stored = approval::pending(new, approval::new_id(), Utc::now());
+            let inserted = sqlx::query(
+                "INSERT INTO approvals (id, task_id, call_id, agent, tool, command, rule, reason, \
+                 status, requested_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&stored.id)
+            .bind(task.as_str())
+            .bind(&stored.call_id)
+            .bind(&stored.agent)
+            .bind(&stored.tool)
+            .bind(&stored.command)
+            .bind(&stored.rule)
+            .bind(&stored.reason)
+            .bind(stored.status.as_str())
+            .bind(stored.requested_at)
+            .bind(stored.expires_at)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => return Ok(stored),
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::debug!(id = %stored.id, "approval id taken; drawing another");
+                }
+                Err(e) if is_foreign_key_violation(&e) => {
+                    return Err(StoreError::NotFound(task.clone()));
+                }
+                Err(e) => return Err(StoreError::query(&context, e)),
+            }
+        }
+        Err(StoreError::AlreadyExists(format!(
+            "every approval id drawn ({ID_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let id = approval::normalize_id(id);
+        let sql = format!("SELECT {} FROM approvals WHERE id = $1", approval::COLUMNS);
+        let row: Option<ApprovalParts> = sqlx::query_as(&sql)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading approval {id}"), e))?;
+        row.map(approval::from_parts).transpose()
+    }
+
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {} FROM approvals WHERE TRUE",
+            approval::COLUMNS
+        ));
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(task) = &filter.task_id {
+            query.push(" AND task_id = ").push_bind(task.as_str());
+        }
+        query.push(if filter.oldest_first() {
+            " ORDER BY requested_at, id"
+        } else {
+            " ORDER BY requested_at DESC, id DESC"
+        });
+        query
+            .push(" LIMIT ")
+            .push_bind(i64::from(filter.effective_limit()));
+        let rows: Vec<ApprovalParts> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("listing approvals", e))?;
+        rows.into_iter().map(approval::from_parts).collect()
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Approval, StoreError> {
+        let status = if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        self.answer_approval(id, status, by, note).await
+    }
+
+    async fn expire_approval(&self, id: &str, note: &str) -> Result<Approval, StoreError> {
+        self.answer_approval(
+            id,
+            ApprovalStatus::Expired,
+            approval::TIMEOUT_DECIDER,
+            Some(note),
+        )
+        .await
     }
 }

@@ -36,12 +36,17 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use crate::approval::{
+    self, Approval, ApprovalFilter, ApprovalParts, ApprovalStatus, ID_ATTEMPTS, NewApproval,
+};
+use crate::audit::{ChainVerifier, GENESIS_HASH, RawAudit, VERIFY_PAGE};
 use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, single_task,
 };
 use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::{
-    MetricsSnapshot, StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
+    AuditEntry, AuditFilter, AuditRecord, AuditVerification, MetricsSnapshot, Redactor,
+    StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
 };
 
 const BACKEND: &str = "sqlite";
@@ -106,6 +111,7 @@ impl SqliteStore {
             .map_err(conn_err)?
             .foreign_keys(true)
             .busy_timeout(busy_timeout);
+        let mut migrate_lock = None;
         let (pool, writer) = if is_memory(url) {
             // One connection that never closes: the database lives as long as it.
             let pool = SqlitePoolOptions::new()
@@ -131,6 +137,7 @@ impl SqliteStore {
                         error,
                     })?;
             }
+            migrate_lock = Some(lock_path(options.get_filename()));
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -151,6 +158,13 @@ impl SqliteStore {
                 .await
                 .map_err(conn_err)?;
             (pool, writer)
+        };
+        // Several processes may open a new database at once (a run and an
+        // `approvals list` beside it); SQLite gives sqlx no migration lock, so
+        // they take turns on a lock file next to the database.
+        let _guard = match migrate_lock {
+            Some(path) => Some(lock_file(path).await?),
+            None => None,
         };
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
@@ -177,6 +191,38 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| StoreError::query(context, e))
+    }
+
+    /// Moves a pending approval to `status` (compare-and-set on `pending`).
+    async fn answer_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Approval, StoreError> {
+        let id = approval::normalize_id(id);
+        let sql = format!(
+            "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, note = $4 \
+             WHERE id = $5 AND status = 'pending' RETURNING {}",
+            approval::COLUMNS
+        );
+        let row: Option<ApprovalRow> = sqlx::query_as(&sql)
+            .bind(status.as_str())
+            .bind(by)
+            .bind(ts(Utc::now()))
+            .bind(note)
+            .bind(&id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(|e| StoreError::query(format!("answering approval {id}"), e))?;
+        if let Some(row) = row {
+            return approval_from_row(row);
+        }
+        match self.get_approval(&id).await? {
+            Some(closed) => Err(closed.closed_error()),
+            None => Err(StoreError::NotFound(id.into())),
+        }
     }
 
     /// Retries [`cas_status`] until it does not lose a race; with `result`,
@@ -373,6 +419,112 @@ async fn insert_event_rows(
         }
     })?;
     Ok(())
+}
+
+/// The columns of an `audit_log` row, in [`AuditRow`] order.
+const AUDIT_COLUMNS: &str = "SELECT seq, at, task_id, agent, action, command, output, user_name, \
+                             approved_by, detail, prev_hash, hash FROM audit_log";
+
+type AuditRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+fn raw_audit(row: AuditRow) -> RawAudit {
+    let (
+        seq,
+        timestamp,
+        task_id,
+        agent,
+        action,
+        command,
+        output,
+        user,
+        approved_by,
+        detail,
+        prev_hash,
+        hash,
+    ) = row;
+    RawAudit {
+        seq,
+        timestamp,
+        task_id,
+        agent,
+        action,
+        command,
+        output,
+        user,
+        approved_by,
+        detail,
+        prev_hash,
+        hash,
+    }
+}
+
+/// An `approvals` row, in [`approval::COLUMNS`] order, timestamps as text.
+type ApprovalRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn approval_from_row(row: ApprovalRow) -> Result<Approval, StoreError> {
+    let (
+        id,
+        task_id,
+        call_id,
+        agent,
+        tool,
+        command,
+        rule,
+        reason,
+        status,
+        requested_at,
+        expires_at,
+        decided_by,
+        decided_at,
+        note,
+    ) = row;
+    let what = format!("approval {id}");
+    let optional_ts = |t: Option<String>| t.map(|t| parse_ts(&t, &what)).transpose();
+    let parts: ApprovalParts = (
+        id.clone(),
+        task_id,
+        call_id,
+        agent,
+        tool,
+        command,
+        rule,
+        reason,
+        status,
+        parse_ts(&requested_at, &what)?,
+        optional_ts(expires_at)?,
+        decided_by,
+        optional_ts(decided_at)?,
+        note,
+    );
+    approval::from_parts(parts)
 }
 
 type TaskRow = (
@@ -703,6 +855,222 @@ impl Store for SqliteStore {
         }
         .into_snapshot()
     }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        const CONTEXT: &str = "appending an audit record";
+        let entry = Redactor::default().redact_entry(entry.clone());
+        let mut tx = self.begin_write(CONTEXT).await?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| StoreError::query(CONTEXT, e))?;
+        let (seq, prev_hash) = match head {
+            Some((seq, hash)) => (seq.saturating_add(1), hash),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let raw = RawAudit::seal(&entry, seq, codec::micros(Utc::now()), prev_hash)?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, task_id, agent, action, command, output, user_name, \
+             approved_by, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(raw.seq)
+        .bind(&raw.timestamp)
+        .bind(&raw.task_id)
+        .bind(&raw.agent)
+        .bind(&raw.action)
+        .bind(&raw.command)
+        .bind(&raw.output)
+        .bind(&raw.user)
+        .bind(&raw.approved_by)
+        .bind(&raw.detail)
+        .bind(&raw.prev_hash)
+        .bind(&raw.hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::query(format!("appending audit record {seq}"), e))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(format!("appending audit record {seq}"), e))?;
+        raw.into_record()
+    }
+
+    async fn audit_records(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(AUDIT_COLUMNS);
+        query.push(" WHERE 1 = 1");
+        if let Some(task) = &filter.task_id {
+            query.push(" AND task_id = ").push_bind(task.as_str());
+        }
+        if let Some(after) = filter.after_seq {
+            query.push(" AND seq > ").push_bind(codec::db_int(after));
+        }
+        query.push(" ORDER BY seq");
+        if let Some(limit) = filter.limit {
+            query.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows: Vec<AuditRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading audit records", e))?;
+        rows.into_iter()
+            .map(|row| raw_audit(row).into_record())
+            .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let sql = format!("{AUDIT_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let mut verifier = ChainVerifier::default();
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<AuditRow> = sqlx::query_as(&sql)
+                .bind(after)
+                .bind(i64::from(VERIFY_PAGE))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| StoreError::query("verifying the audit trail", e))?;
+            let full = rows.len() >= VERIFY_PAGE as usize;
+            for row in rows {
+                let raw = raw_audit(row);
+                after = raw.seq;
+                verifier.push(&raw);
+            }
+            if !full {
+                return Ok(verifier.finish());
+            }
+        }
+    }
+
+    async fn create_approval(&self, new: &NewApproval) -> Result<Approval, StoreError> {
+        let task = &new.task_id;
+        let context = format!("storing an approval request for task {task}");
+        for _ in 0..ID_ATTEMPTS {
+            let stored = approval::pending(new, approval::new_id(), Utc::now());
+            let inserted = sqlx::query(
+                "INSERT INTO approvals (id, task_id, call_id, agent, tool, command, rule, reason, \
+                 status, requested_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&stored.id)
+            .bind(task.as_str())
+            .bind(&stored.call_id)
+            .bind(&stored.agent)
+            .bind(&stored.tool)
+            .bind(&stored.command)
+            .bind(&stored.rule)
+            .bind(&stored.reason)
+            .bind(stored.status.as_str())
+            .bind(ts(stored.requested_at))
+            .bind(stored.expires_at.map(ts))
+            .execute(&self.writer)
+            .await;
+            match inserted {
+                Ok(_) => return Ok(stored),
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::debug!(id = %stored.id, "approval id taken; drawing another");
+                }
+                Err(e) if is_foreign_key_violation(&e) => {
+                    return Err(StoreError::NotFound(task.clone()));
+                }
+                Err(e) => return Err(StoreError::query(&context, e)),
+            }
+        }
+        Err(StoreError::AlreadyExists(format!(
+            "every approval id drawn ({ID_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let id = approval::normalize_id(id);
+        let sql = format!("SELECT {} FROM approvals WHERE id = $1", approval::COLUMNS);
+        let row: Option<ApprovalRow> = sqlx::query_as(&sql)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading approval {id}"), e))?;
+        row.map(approval_from_row).transpose()
+    }
+
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM approvals WHERE 1 = 1",
+            approval::COLUMNS
+        ));
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(task) = &filter.task_id {
+            query.push(" AND task_id = ").push_bind(task.as_str());
+        }
+        query.push(if filter.oldest_first() {
+            " ORDER BY requested_at, id"
+        } else {
+            " ORDER BY requested_at DESC, id DESC"
+        });
+        query
+            .push(" LIMIT ")
+            .push_bind(i64::from(filter.effective_limit()));
+        let rows: Vec<ApprovalRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("listing approvals", e))?;
+        rows.into_iter().map(approval_from_row).collect()
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Approval, StoreError> {
+        let status = if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        self.answer_approval(id, status, by, note).await
+    }
+
+    async fn expire_approval(&self, id: &str, note: &str) -> Result<Approval, StoreError> {
+        self.answer_approval(
+            id,
+            ApprovalStatus::Expired,
+            approval::TIMEOUT_DECIDER,
+            Some(note),
+        )
+        .await
+    }
+}
+
+/// The file locked while migrating `db`: `db` with `-migrate.lock` appended.
+fn lock_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    std::path::PathBuf::from(name)
+}
+
+/// Takes an exclusive lock on `path` (created if missing), waiting off the runtime's threads.
+async fn lock_file(path: std::path::PathBuf) -> Result<std::fs::File, StoreError> {
+    let lock_display = path.clone();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r)
+    .map_err(|error| StoreError::Lock {
+        path: lock_display,
+        error,
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use hybrid_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
+use crate::approval::{Approval, ApprovalFilter, NewApproval};
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
 
 /// Durable task state, the same for every backend.
 ///
@@ -26,8 +28,11 @@ use crate::StoreError;
 /// | `status_changes` | status change | `id` (insertion order) | `task_id`, `from_status` (NULL on creation), `to_status`, `reason`, `at` |
 /// | `events` | [`Event`] | (`task_id`, `seq`) | `event_type`, `at`, the event JSON |
 /// | `stages` | stage of a task | (`task_id`, `position`) | `name`, `agent`, `platform`, the [`StageResult`] JSON |
+/// | `approvals` | approval request | `id` (`ap_…`) | `task_id` (foreign key), `call_id`, `agent`, `tool`, `command`, `rule`, `reason`, `status` (`pending`, `approved`, `rejected`, `expired`), `requested_at`, `expires_at`, `decided_by`, `decided_at`, `note` — see [`approval`](crate::approval) |
+/// | `audit_log` | audit record | `seq` (1, 2, 3 … without gaps) | `at`, `task_id` (no foreign key), `agent`, `action`, `command`, `output`, `user_name`, `approved_by`, `detail` (canonical JSON), `prev_hash`, `hash` — see [`audit`](crate::audit) |
 ///
-/// Indexes: `tasks(status)`, `tasks(created_at)`, `status_changes(task_id, id)`;
+/// Indexes: `tasks(status)`, `tasks(created_at)`, `status_changes(task_id, id)`,
+/// `audit_log(task_id, seq)`, `approvals(status, requested_at)`, `approvals(task_id)`;
 /// `events(task_id, seq)` and `stages(task_id, position)` are primary keys.
 /// Money is stored as integer nano-dollars; JSON is `TEXT` in SQLite and
 /// `JSON` in PostgreSQL (not `JSONB`, which would reorder keys and lose stage
@@ -97,6 +102,64 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Counters over all tasks, computed with SQL aggregates.
     async fn metrics(&self) -> Result<MetricsSnapshot, StoreError>;
+
+    /// Appends one record to the audit trail and returns it as stored.
+    ///
+    /// The built-in secret patterns of [`Redactor`](crate::Redactor) are
+    /// applied first (secrets only the caller knows are the caller's to
+    /// redact, see [`audit`](crate::audit)); then the head of the chain is
+    /// read and the record written as `seq` = head + 1 with `prev_hash` = the
+    /// head's hash, atomically: SQLite does both in one `BEGIN IMMEDIATE`
+    /// transaction; PostgreSQL tries without a lock (the primary key on `seq`
+    /// lets one appender per position win) and, having lost a race, retries
+    /// once under `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`. Safe
+    /// with many concurrent appenders in many processes: the chain stays
+    /// gapless and linear.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
+
+    /// Audit records by ascending `seq`, filtered by task and `after_seq`, at
+    /// most `limit` (none: all of them — page with `after_seq` for big trails).
+    async fn audit_records(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Walks the whole audit chain, [`VERIFY_PAGE`](crate::audit::VERIFY_PAGE)
+    /// records per query, and names the first record that is edited, missing,
+    /// inserted or out of order. An `Err` means the database could not be
+    /// read, not that the chain is broken.
+    async fn verify_audit(&self) -> Result<AuditVerification, StoreError>;
+
+    /// Stores a new approval request in status `pending` under a fresh id
+    /// (`ap_` + 10 base32 characters) and returns it as stored.
+    /// [`StoreError::NotFound`] if the task is unknown.
+    async fn create_approval(&self, new: &NewApproval) -> Result<Approval, StoreError>;
+
+    /// One approval request, `None` if there is no such id. The id may be
+    /// typed in any case, with surrounding blanks.
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+
+    /// Approval requests filtered by status and task, at most `limit`
+    /// (default 50): oldest first when listing `pending` ones (the queue to
+    /// answer), newest first otherwise.
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
+
+    /// Answers a pending request: `approve` → `approved`, else `rejected`,
+    /// recording `by`, the time and `note`; returns it as stored.
+    ///
+    /// A compare-and-set (`UPDATE … WHERE status = 'pending'`): of several
+    /// answers racing, from any number of processes, exactly one wins.
+    /// [`StoreError::ApprovalClosed`] (naming the first answer) if it is no
+    /// longer pending, [`StoreError::NotFound`] naming the id if unknown.
+    async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Approval, StoreError>;
+
+    /// Times a pending request out: `expired`, decided by `timeout`, with
+    /// `note`. Same compare-and-set and errors as
+    /// [`decide_approval`](Store::decide_approval).
+    async fn expire_approval(&self, id: &str, note: &str) -> Result<Approval, StoreError>;
 }
 
 /// A task as stored.

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use common::{BoxFuture, Harness, Opener};
 use hybrid_core::TaskId;
-use hybrid_store::{Store, StoreError, connect_postgres_in_schema, drop_postgres_schema};
+use hybrid_store::{
+    AuditEntry, Store, StoreError, connect_postgres_in_schema, drop_postgres_schema,
+};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -31,6 +33,16 @@ impl Opener for PgSchema {
                 .unwrap();
             assert_eq!(store.backend(), "postgres");
             Arc::new(store) as Arc<dyn Store>
+        })
+    }
+
+    fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let store = connect_postgres_in_schema(&self.url, &self.schema)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(store.pool()).await.unwrap();
+            store.pool().close().await;
         })
     }
 }
@@ -103,4 +115,61 @@ async fn bad_schema_names_are_refused() {
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidSchema(_)), "{bad}: {err}");
     }
+}
+
+/// An append that loses the race for its position (another writer's insert
+/// of the same `seq` is in flight) falls back to the locked path and lands
+/// on the next position, chain intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_append_that_loses_a_race_retries_under_the_lock() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    harness(url.clone(), schema.clone())
+        .run(move |db| async move {
+            let store = db.open().await;
+            let mut entry = AuditEntry::new("executor", "tool_call", "system");
+            let head = store.append_audit(&entry).await.unwrap();
+            // Another writer's record 2, inserted but not yet committed.
+            let mut rival = head.clone();
+            rival.seq = 2;
+            rival.prev_hash = head.hash.clone();
+            rival.command = Some("from the rival".into());
+            rival.hash = rival.compute_hash().unwrap();
+            let pg = connect_postgres_in_schema(&url, &schema).await.unwrap();
+            let mut tx = pg.pool().begin().await.unwrap();
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, task_id, agent, action, command, output, \
+                 user_name, approved_by, detail, prev_hash, hash) \
+                 VALUES (2, $1, NULL, $2, $3, $4, NULL, $5, NULL, 'null', $6, $7)",
+            )
+            .bind(rival.timestamp)
+            .bind(&rival.agent)
+            .bind(&rival.action)
+            .bind(&rival.command)
+            .bind(&rival.user)
+            .bind(&rival.prev_hash)
+            .bind(&rival.hash)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            entry.command = Some("ours".into());
+            let append = tokio::spawn({
+                let store = store.clone();
+                async move { store.append_audit(&entry).await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(
+                !append.is_finished(),
+                "the append did not wait for the rival"
+            );
+            tx.commit().await.unwrap();
+            let ours = append.await.unwrap().unwrap();
+            assert_eq!(ours.seq, 3);
+            assert_eq!(ours.prev_hash, rival.hash);
+            let verification = store.verify_audit().await.unwrap();
+            assert!(verification.is_valid(), "{verification:?}");
+            assert_eq!(verification.records, 3);
+        })
+        .await;
 }

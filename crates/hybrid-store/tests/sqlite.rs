@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{BoxFuture, Harness, Opener};
-use hybrid_store::Store;
+use hybrid_store::{AuditEntry, Store};
 
 struct SqliteFile {
     _dir: tempfile::TempDir,
@@ -21,6 +21,13 @@ impl Opener for SqliteFile {
             let store = hybrid_store::connect(&self.url).await.unwrap();
             assert_eq!(store.backend(), "sqlite");
             store
+        })
+    }
+
+    fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let store = hybrid_store::SqliteStore::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(store.pool()).await.unwrap();
         })
     }
 }
@@ -74,4 +81,71 @@ async fn in_memory_database_works_and_is_private() {
     a.create_task(&task).await.unwrap();
     assert!(a.get_task(&task.id).await.unwrap().is_some());
     assert!(b.get_task(&task.id).await.unwrap().is_none());
+}
+
+/// The acceptance check: a row edited with the `sqlite3` command-line
+/// tool fails verification naming that record. Without the tool, the same
+/// edit goes through sqlx (the reason is printed).
+#[tokio::test]
+async fn row_edited_with_the_sqlite3_cli_fails_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = hybrid_store::default_sqlite_url(dir.path());
+    let file = dir.path().join(".hybrid/hybrid.db");
+    let store = hybrid_store::connect(&url).await.unwrap();
+    for n in 0..8 {
+        let mut entry = AuditEntry::new("claude_executor", "bash_command", "system");
+        entry.command = Some(format!("ls /tmp/{n}"));
+        entry.output = Some(format!("{n} files"));
+        store.append_audit(&entry).await.unwrap();
+    }
+    assert!(store.verify_audit().await.unwrap().is_valid());
+
+    let sql = "UPDATE audit_log SET output = '0 files' WHERE seq = 5;";
+    match std::process::Command::new("sqlite3")
+        .arg(&file)
+        .arg(sql)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            eprintln!("sqlite3 CLI not runnable ({e}); editing the row through sqlx instead");
+            sqlx::raw_sql(sql)
+                .execute(
+                    hybrid_store::SqliteStore::connect(&url)
+                        .await
+                        .unwrap()
+                        .pool(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let verification = store.verify_audit().await.unwrap();
+    let bad = verification.first_bad.expect("verify passed an edited row");
+    assert_eq!(bad.seq, 5);
+    assert_eq!(bad.to_string(), "record 5: hash mismatch: content edited");
+    assert_eq!(verification.records, 8);
+}
+
+/// A run and an `approvals list` opening a new database at once must not
+/// both apply its migrations.
+#[tokio::test]
+async fn concurrent_first_opens_migrate_once() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { hybrid_store::connect(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+    }
 }

@@ -79,6 +79,7 @@ mod failure;
 mod faults;
 mod handler;
 mod ids;
+pub mod mcp_server;
 mod openai_wire;
 mod record;
 mod respond;
@@ -91,6 +92,7 @@ mod validate;
 mod wire;
 
 pub use faults::{FAULT_TEXT, Fault};
+pub use mcp_server::McpTestServer;
 pub use record::{Protocol, RecordedRequest};
 pub use script::{DEFAULT_CHUNK_SIZE, Reply, StopKind, Turn};
 pub use server::MockLlmServer;

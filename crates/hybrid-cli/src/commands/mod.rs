@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
+pub mod approvals;
+pub mod audit;
 pub mod metrics;
+pub mod policy;
 pub mod route;
 pub mod run;
 pub mod tasks;

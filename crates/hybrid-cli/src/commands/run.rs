@@ -9,7 +9,11 @@
 //! Ctrl-C (or SIGTERM) cancels: the task is recorded `cancelled` and the exit code is 130.
 
 use hybrid_core::{Event, EventKind, TaskResult, TaskStatus};
-use hybrid_platform::{PlatformError, RunOptions, router};
+use std::sync::Arc;
+
+use std::io::IsTerminal;
+
+use hybrid_platform::{Approver, PlatformError, PreApproved, RunOptions, StoreApprover, router};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,13 +32,13 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
             format!("--workflow {w}: workflow files are not supported by this build yet"),
         ));
     }
-    if let Some(dir) = &args.workdir {
-        if !dir.is_dir() {
-            return Err(Failure::new(
-                exit_code::USAGE,
-                format!("--workdir {}: not an existing directory", dir.display()),
-            ));
-        }
+    if let Some(dir) = &args.workdir
+        && !dir.is_dir()
+    {
+        return Err(Failure::new(
+            exit_code::USAGE,
+            format!("--workdir {}: not an existing directory", dir.display()),
+        ));
     }
     let config = global.load_config()?;
     let task = task_from_flags(&args.task)?;
@@ -54,9 +58,25 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
 
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let approver: Arc<dyn Approver> = match &args.approve_as {
+        Some(name) => Arc::new(PreApproved { name: name.clone() }),
+        None => {
+            let mut a = StoreApprover {
+                timeout: std::time::Duration::from_secs(args.approval_timeout),
+                ..StoreApprover::default()
+            };
+            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                let who = std::env::var("USER").unwrap_or_else(|_| "terminal".into());
+                a = a.with_prompt(Arc::new(crate::live_view::TerminalPrompt), who);
+            }
+            Arc::new(a)
+        }
+    };
     let options = RunOptions {
         platform: Some(args.platform.clone()),
         cancel,
+        workdir: args.workdir.clone(),
+        approver: Some(approver),
     };
     let (tx, rx) = mpsc::channel::<Event>(256);
     let mode = if args.stream {
@@ -121,10 +141,10 @@ async fn consume(mut rx: mpsc::Receiver<Event>, mut mode: Mode) -> (Mode, Option
         }
         match &mut mode {
             Mode::Stream => {
-                if !matches!(event.kind, EventKind::Finished { .. }) {
-                    if let Ok(line) = serde_json::to_string(&event) {
-                        let _ = write_stdout(&format!("{line}\n"));
-                    }
+                if !matches!(event.kind, EventKind::Finished { .. })
+                    && let Ok(line) = serde_json::to_string(&event)
+                {
+                    let _ = write_stdout(&format!("{line}\n"));
                 }
             }
             Mode::Human(view) => view.on_event(&event),

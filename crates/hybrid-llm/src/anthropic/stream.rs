@@ -210,10 +210,10 @@ impl AnthropicStream {
                 }
             }
             "content_block_stop" => {
-                if let BlockKind::Tool(position) = self.block(data.index) {
-                    if let Some(tool) = self.tools.get_mut(position) {
-                        tool.finish();
-                    }
+                if let BlockKind::Tool(position) = self.block(data.index)
+                    && let Some(tool) = self.tools.get_mut(position)
+                {
+                    tool.finish();
                 }
             }
             "message_delta" => {

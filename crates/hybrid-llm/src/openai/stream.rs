@@ -179,10 +179,10 @@ impl OpenAiStream {
         let Some(partial) = self.calls.get_mut(position) else {
             return;
         };
-        if partial.name.is_empty() {
-            if let Some(name) = function.name {
-                partial.name = name;
-            }
+        if partial.name.is_empty()
+            && let Some(name) = function.name
+        {
+            partial.name = name;
         }
         if let Some(arguments) = function
             .arguments

@@ -17,6 +17,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Opener: Send + Sync + 'static {
     /// A new store on the same database as every other handle of this opener.
     fn open(&self) -> BoxFuture<'_, Arc<dyn Store>>;
+
+    /// Runs raw SQL (one or more statements) on the database behind the
+    /// store's back, as a tamperer with database access would.
+    fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()>;
 }
 
 /// One fresh database for one test case.
@@ -64,6 +68,22 @@ macro_rules! store_suite {
             list_filter_limit_order,
             metrics_known_data_set,
             reopen_keeps_data,
+            audit_chain_appends_and_verifies,
+            audit_long_chain_verifies_across_pages,
+            audit_redacts_before_writing,
+            audit_concurrent_appends_stay_gapless,
+            audit_edit_is_named,
+            audit_delete_is_named,
+            audit_insert_is_named,
+            audit_reorder_is_named,
+            approval_create_get_round_trip,
+            approval_list_filters_and_order,
+            approval_approve_records_who_when_note,
+            approval_reject,
+            approval_double_decision_names_first_decider,
+            approval_concurrent_deciders_one_wins,
+            approval_expire,
+            approval_unknown_id_or_task,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

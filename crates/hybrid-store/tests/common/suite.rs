@@ -8,7 +8,11 @@ use hybrid_core::{
     CoreError, Event, EventKind, Money, Priority, RouteInfo, StageResult, Stages, Task, TaskId,
     TaskResult, TaskStatus, TaskType, ToolCallRecord, Usage, usd,
 };
-use hybrid_store::{Store, StoreError, TaskFilter};
+use hybrid_store::audit::GENESIS_HASH;
+use hybrid_store::{
+    Approval, ApprovalFilter, ApprovalStatus, AuditEntry, AuditFilter, AuditRecord, BadRecord,
+    NewApproval, Redactor, Store, StoreError, TaskFilter,
+};
 use serde_json::json;
 
 use super::Opener;
@@ -842,4 +846,695 @@ pub async fn reopen_keeps_data(db: Arc<dyn Opener>) {
     assert_eq!(store.status_history(&id).await.unwrap().len(), 3);
     // And it keeps working.
     store.transition(&id, Completed, None).await.unwrap();
+}
+
+// ---- the audit trail ----
+
+/// An entry like the seed's example, numbered `n`.
+fn audit_entry(task: Option<&TaskId>, n: usize) -> AuditEntry {
+    AuditEntry {
+        task_id: task.cloned(),
+        agent: "claude_executor".into(),
+        action: if n.is_multiple_of(2) {
+            "bash_command"
+        } else {
+            "tool_call"
+        }
+        .into(),
+        command: (!n.is_multiple_of(3)).then(|| format!("systemctl status nginx # {n}")),
+        output: Some(format!("active (running) {n}\nline two")),
+        user: "system".into(),
+        approved_by: (n.is_multiple_of(4)).then(|| "ops-team@company.com".to_owned()),
+        detail: json!({"n": n, "exit_code": 0, "b": [1, "x"], "a": {"z": null, "y": 1.5}}),
+    }
+}
+
+/// Appends `n` entries (the even ones for `task`), returning what was stored.
+async fn append_n(store: &dyn Store, task: &TaskId, n: usize) -> Vec<AuditRecord> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let task = (i % 2 == 0).then_some(task);
+        out.push(store.append_audit(&audit_entry(task, i)).await.unwrap());
+    }
+    out
+}
+
+/// The first bad record verification names.
+async fn first_bad(store: &dyn Store) -> BadRecord {
+    let verification = store.verify_audit().await.unwrap();
+    let records = verification.records;
+    verification
+        .first_bad
+        .unwrap_or_else(|| panic!("verify passed a tampered chain of {records} records"))
+}
+
+pub async fn audit_chain_appends_and_verifies(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let empty = store.verify_audit().await.unwrap();
+    assert_eq!(
+        (empty.records, empty.first_bad, empty.head_hash),
+        (0, None, None)
+    );
+
+    let task = TaskId::generate();
+    let written = append_n(&*store, &task, 25).await;
+    for (i, record) in written.iter().enumerate() {
+        assert_eq!(record.seq, i as u64 + 1);
+        let prev = if i == 0 {
+            GENESIS_HASH
+        } else {
+            &written[i - 1].hash
+        };
+        assert_eq!(record.prev_hash, prev);
+        assert!(record.hash_is_valid().unwrap());
+        assert_eq!(record.hash.len(), 64);
+        assert_eq!(record.timestamp, record.timestamp.trunc_subsecs(6));
+    }
+    // Reads give back exactly what append returned.
+    let all = store.audit_records(&AuditFilter::default()).await.unwrap();
+    assert_eq!(all, written);
+    assert_eq!(
+        all[4].detail,
+        json!({"a": {"y": 1.5, "z": null}, "b": [1, "x"], "exit_code": 0, "n": 4})
+    );
+    let of_task = store
+        .audit_records(&AuditFilter {
+            task_id: Some(task.clone()),
+            after_seq: Some(10),
+            limit: Some(3),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        of_task.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [11, 13, 15]
+    );
+    assert!(of_task.iter().all(|r| r.task_id.as_ref() == Some(&task)));
+
+    // Another handle (another process, say) continues the same chain.
+    let other = db.open().await;
+    let next = other.append_audit(&audit_entry(None, 99)).await.unwrap();
+    assert_eq!(next.seq, 26);
+    assert_eq!(next.prev_hash, written[24].hash);
+
+    let verification = store.verify_audit().await.unwrap();
+    assert!(verification.is_valid(), "{verification:?}");
+    assert_eq!(verification.records, 26);
+    assert_eq!(verification.head_hash.as_deref(), Some(next.hash.as_str()));
+}
+
+pub async fn audit_long_chain_verifies_across_pages(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let n = hybrid_store::audit::VERIFY_PAGE as usize * 2 + 7;
+    let task = TaskId::generate();
+    for i in 0..n {
+        store
+            .append_audit(&audit_entry(Some(&task), i))
+            .await
+            .unwrap();
+    }
+    let verification = store.verify_audit().await.unwrap();
+    assert!(verification.is_valid(), "{verification:?}");
+    assert_eq!(verification.records, n as u64);
+}
+
+pub async fn audit_redacts_before_writing(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let redactor = Redactor::new(["configured-key-value-123"]);
+    let mut entry = audit_entry(None, 1);
+    entry.command =
+        Some("curl -H 'Authorization: Bearer abc.def' https://u:pw@h/?password=hunter2".into());
+    entry.output = Some("key sk-ant-api03-abcdefghijklmnop and configured-key-value-123".into());
+    entry.detail = json!({"api_key": "k", "env": ["GITHUB_TOKEN=ghp_x"]});
+    // The store applies the built-in patterns on its own…
+    let stored = store.append_audit(&entry).await.unwrap();
+    assert_eq!(
+        stored.command.as_deref(),
+        Some(
+            "curl -H 'Authorization: Bearer [REDACTED]' https://u:[REDACTED]@h/?password=[REDACTED]"
+        )
+    );
+    assert_eq!(
+        stored.output.as_deref(),
+        Some("key [REDACTED] and configured-key-value-123")
+    );
+    assert_eq!(
+        stored.detail,
+        json!({"api_key": "[REDACTED]", "env": ["GITHUB_TOKEN=[REDACTED]"]})
+    );
+    // …and the configured values go when the caller redacts with them.
+    let stored = store
+        .append_audit(&redactor.redact_entry(entry))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.output.as_deref(),
+        Some("key [REDACTED] and [REDACTED]")
+    );
+    let records = store.audit_records(&AuditFilter::default()).await.unwrap();
+    let raw = format!("{:?}", records[1]);
+    for secret in [
+        "hunter2",
+        "abc.def",
+        "sk-ant",
+        "pw@",
+        "ghp_x",
+        "configured-key-value-123",
+    ] {
+        assert!(!raw.contains(secret), "{secret} was written");
+    }
+    assert!(store.verify_audit().await.unwrap().is_valid());
+}
+
+pub async fn audit_concurrent_appends_stay_gapless(db: Arc<dyn Opener>) {
+    // Two handles with their own pools, like two processes sharing the database.
+    let stores = [db.open().await, db.open().await];
+    let task = TaskId::generate();
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            let task = task.clone();
+            tokio::spawn(async move { store.append_audit(&audit_entry(Some(&task), i)).await })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for handle in handles {
+        seqs.push(handle.await.unwrap().unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=50).collect::<Vec<u64>>());
+    let verification = stores[0].verify_audit().await.unwrap();
+    assert!(verification.is_valid(), "{verification:?}");
+    assert_eq!(verification.records, 50);
+}
+
+pub async fn audit_edit_is_named(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    append_n(&*store, &TaskId::generate(), 10).await;
+    db.exec("UPDATE audit_log SET output = 'all good, nothing to see' WHERE seq = 4")
+        .await;
+    let bad = first_bad(&*store).await;
+    assert_eq!(bad.seq, 4, "{bad}");
+    assert_eq!(bad.reason, "hash mismatch: content edited");
+
+    // Editing a field not shown in listings is caught too.
+    let store = db.open().await;
+    db.exec("UPDATE audit_log SET output = 'active (running) 3\nline two' WHERE seq = 4")
+        .await;
+    assert!(store.verify_audit().await.unwrap().is_valid());
+    db.exec("UPDATE audit_log SET approved_by = 'mallory' WHERE seq = 8")
+        .await;
+    assert_eq!(first_bad(&*store).await.seq, 8);
+}
+
+pub async fn audit_delete_is_named(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    append_n(&*store, &TaskId::generate(), 10).await;
+    db.exec("DELETE FROM audit_log WHERE seq = 5").await;
+    let bad = first_bad(&*store).await;
+    assert_eq!(bad.seq, 6, "{bad}");
+    assert_eq!(bad.reason, "seq gap: record 5 missing");
+
+    // Deleting and renumbering to hide the gap: the next record no longer
+    // hashes at its new position.
+    db.exec("UPDATE audit_log SET seq = -seq WHERE seq > 5")
+        .await;
+    db.exec("UPDATE audit_log SET seq = -seq - 1 WHERE seq < 0")
+        .await;
+    let bad = first_bad(&*store).await;
+    assert_eq!(bad.seq, 5, "{bad}");
+    assert!(bad.reason.starts_with("seq out of order"), "{bad}");
+    assert_eq!(store.verify_audit().await.unwrap().records, 9);
+}
+
+pub async fn audit_insert_is_named(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let written = append_n(&*store, &TaskId::generate(), 10).await;
+    // Make room at 6 and insert a forgery that hashes correctly on its own
+    // but cannot link to record 5 without its hash being recomputed.
+    db.exec("UPDATE audit_log SET seq = -seq WHERE seq >= 6")
+        .await;
+    db.exec("UPDATE audit_log SET seq = -seq + 1 WHERE seq < 0")
+        .await;
+    let mut forged = written[5].clone();
+    forged.seq = 6;
+    forged.command = Some("rm -rf /var/log/nginx".into());
+    forged.approved_by = Some("ops-team@company.com".into());
+    forged.detail = json!({"forged": true});
+    forged.prev_hash = "ab".repeat(32);
+    forged.hash = forged.compute_hash().unwrap();
+    db.exec(&format!(
+        "INSERT INTO audit_log (seq, at, task_id, agent, action, command, output, user_name, \
+         approved_by, detail, prev_hash, hash) VALUES (6, '{}', NULL, '{}', '{}', '{}', {}, '{}', \
+         '{}', '{{\"forged\":true}}', '{}', '{}')",
+        forged
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        forged.agent,
+        forged.action,
+        forged.command.as_deref().unwrap_or_default(),
+        forged
+            .output
+            .as_deref()
+            .map_or("NULL".to_owned(), |o| format!("'{o}'")),
+        forged.user,
+        forged.approved_by.as_deref().unwrap_or_default(),
+        forged.prev_hash,
+        forged.hash,
+    ))
+    .await;
+    assert!(forged.task_id.is_none());
+    let verification = store.verify_audit().await.unwrap();
+    assert_eq!(verification.records, 11);
+    let bad = verification.first_bad.unwrap();
+    assert_eq!(bad.seq, 6, "{bad}");
+    assert!(
+        bad.reason
+            .starts_with("prev_hash does not match record 5: record inserted or deleted"),
+        "{bad}"
+    );
+}
+
+pub async fn audit_reorder_is_named(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    append_n(&*store, &TaskId::generate(), 10).await;
+    db.exec("UPDATE audit_log SET seq = -3 WHERE seq = 3").await;
+    db.exec("UPDATE audit_log SET seq = 3 WHERE seq = 4").await;
+    db.exec("UPDATE audit_log SET seq = 4 WHERE seq = -3").await;
+    let bad = first_bad(&*store).await;
+    assert_eq!(bad.seq, 3, "{bad}");
+    assert_eq!(
+        bad.reason,
+        "seq out of order: this record was written as record 4"
+    );
+}
+
+// ---- approvals ----
+
+fn new_approval(task: &TaskId, call: &str, command: &str) -> NewApproval {
+    NewApproval {
+        task_id: task.clone(),
+        call_id: call.into(),
+        agent: "claude_executor".into(),
+        tool: "bash".into(),
+        command: command.into(),
+        rule: "git_push".into(),
+        reason: "pushes to a remote".into(),
+        expires_at: Some(Utc::now() + Duration::minutes(10)),
+    }
+}
+
+/// A stored task and `n` approval requests for it, 2 ms apart.
+async fn task_with_approvals(store: &dyn Store, n: usize) -> (TaskId, Vec<Approval>) {
+    let task = Task::new("needs approval");
+    store.create_task(&task).await.unwrap();
+    let mut approvals = Vec::new();
+    for i in 0..n {
+        let new = new_approval(&task.id, &format!("call_{i}"), &format!("git push {i}"));
+        approvals.push(store.create_approval(&new).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    (task.id, approvals)
+}
+
+fn ids(approvals: &[Approval]) -> Vec<&str> {
+    approvals.iter().map(|a| a.id.as_str()).collect()
+}
+
+pub async fn approval_create_get_round_trip(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = Task::new("push it");
+    store.create_task(&task).await.unwrap();
+    let new = new_approval(&task.id, "toolu_01", "git push origin main");
+    let before = Utc::now().trunc_subsecs(6);
+    let created = store.create_approval(&new).await.unwrap();
+
+    assert!(created.id.starts_with("ap_"), "{}", created.id);
+    assert_eq!(created.id.len(), 13, "{}", created.id);
+    assert_eq!(created.task_id, task.id);
+    assert_eq!(created.call_id, "toolu_01");
+    assert_eq!(created.agent, "claude_executor");
+    assert_eq!(created.tool, "bash");
+    assert_eq!(created.command, "git push origin main");
+    assert_eq!(created.rule, "git_push");
+    assert_eq!(created.reason, "pushes to a remote");
+    assert_eq!(created.status, ApprovalStatus::Pending);
+    assert!(created.requested_at >= before);
+    assert_eq!(
+        created.expires_at,
+        new.expires_at.map(|t| t.trunc_subsecs(6))
+    );
+    assert_eq!(created.decided_by, None);
+    assert_eq!(created.decided_at, None);
+    assert_eq!(created.note, None);
+
+    // Read back by another handle, as another process would.
+    let other = db.open().await;
+    let got = other.get_approval(&created.id).await.unwrap().unwrap();
+    assert_eq!(got, created);
+    // Typed in upper case with blanks, it still names the same request.
+    let typed = format!(" {} ", created.id.to_uppercase());
+    assert_eq!(
+        other.get_approval(&typed).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(other.get_approval("ap_0000000000").await.unwrap(), None);
+
+    // JSON: snake_case status.
+    let json = serde_json::to_value(&got).unwrap();
+    assert_eq!(json["status"], "pending");
+    let back: Approval = serde_json::from_value(json).unwrap();
+    assert_eq!(back, got);
+
+    // No expiry stored as none; ids differ.
+    let mut forever = new_approval(&task.id, "toolu_02", "git push --tags");
+    forever.expires_at = None;
+    let second = store.create_approval(&forever).await.unwrap();
+    assert_ne!(second.id, created.id);
+    assert_eq!(
+        store
+            .get_approval(&second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        None
+    );
+}
+
+pub async fn approval_list_filters_and_order(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let (a_task, a) = task_with_approvals(&*store, 3).await;
+    let (b_task, b) = task_with_approvals(&*store, 2).await;
+    store
+        .decide_approval(&a[1].id, true, "alice", None)
+        .await
+        .unwrap();
+    store
+        .decide_approval(&b[0].id, false, "bob", None)
+        .await
+        .unwrap();
+
+    let list = |filter: ApprovalFilter| {
+        let store = store.clone();
+        async move { store.list_approvals(&filter).await.unwrap() }
+    };
+    let pending = ApprovalStatus::Pending;
+
+    // Everything, newest first.
+    let all = list(ApprovalFilter::default()).await;
+    assert_eq!(
+        ids(&all),
+        [&b[1].id, &b[0].id, &a[2].id, &a[1].id, &a[0].id]
+    );
+    // Pending: the queue, oldest first.
+    let queue = list(ApprovalFilter {
+        status: Some(pending),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&queue), [&a[0].id, &a[2].id, &b[1].id]);
+    assert!(queue.iter().all(|x| x.status == pending));
+    // Other statuses newest first.
+    let approved = list(ApprovalFilter {
+        status: Some(ApprovalStatus::Approved),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&approved), [&a[1].id]);
+    let rejected = list(ApprovalFilter {
+        status: Some(ApprovalStatus::Rejected),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&rejected), [&b[0].id]);
+    let expired = list(ApprovalFilter {
+        status: Some(ApprovalStatus::Expired),
+        ..Default::default()
+    })
+    .await;
+    assert!(expired.is_empty());
+    // By task, and by task and status.
+    let of_a = list(ApprovalFilter {
+        task_id: Some(a_task.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&of_a), [&a[2].id, &a[1].id, &a[0].id]);
+    let pending_of_b = list(ApprovalFilter {
+        status: Some(pending),
+        task_id: Some(b_task),
+        limit: None,
+    })
+    .await;
+    assert_eq!(ids(&pending_of_b), [&b[1].id]);
+    // Limits keep the head of the order.
+    let two_pending = list(ApprovalFilter {
+        status: Some(pending),
+        limit: Some(2),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&two_pending), [&a[0].id, &a[2].id]);
+    let newest = list(ApprovalFilter {
+        limit: Some(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&newest), [&b[1].id]);
+    let unknown_task = list(ApprovalFilter {
+        task_id: Some("no-such-task".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(unknown_task.is_empty());
+}
+
+pub async fn approval_approve_records_who_when_note(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let (_, created) = task_with_approvals(&*store, 1).await;
+    let id = &created[0].id;
+    // Answered from another handle, as `hybrid approvals approve` would.
+    let cli = db.open().await;
+    let before = Utc::now().trunc_subsecs(6);
+    let approved = cli
+        .decide_approval(id, true, "alice", Some("ok, ship it"))
+        .await
+        .unwrap();
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    assert_eq!(approved.decided_by.as_deref(), Some("alice"));
+    assert_eq!(approved.note.as_deref(), Some("ok, ship it"));
+    let at = approved.decided_at.expect("decided_at");
+    assert!(at >= before && at <= Utc::now(), "{at}");
+    // Everything else unchanged.
+    assert_eq!(approved.command, created[0].command);
+    assert_eq!(approved.requested_at, created[0].requested_at);
+    assert_eq!(approved.expires_at, created[0].expires_at);
+    // The waiting handle sees the answer.
+    assert_eq!(store.get_approval(id).await.unwrap(), Some(approved));
+}
+
+pub async fn approval_reject(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let (_, created) = task_with_approvals(&*store, 2).await;
+    let rejected = store
+        .decide_approval(&created[0].id, false, "bob", Some("not on a Friday"))
+        .await
+        .unwrap();
+    assert_eq!(rejected.status, ApprovalStatus::Rejected);
+    assert_eq!(rejected.decided_by.as_deref(), Some("bob"));
+    assert_eq!(rejected.note.as_deref(), Some("not on a Friday"));
+    assert!(rejected.decided_at.is_some());
+    // Without a note; by an id typed in upper case.
+    let typed = created[1].id.to_uppercase();
+    let plain = store
+        .decide_approval(&typed, false, "carol", None)
+        .await
+        .unwrap();
+    assert_eq!(plain.id, created[1].id);
+    assert_eq!(plain.status, ApprovalStatus::Rejected);
+    assert_eq!(plain.note, None);
+    assert_eq!(
+        store.get_approval(&created[1].id).await.unwrap(),
+        Some(plain)
+    );
+}
+
+pub async fn approval_double_decision_names_first_decider(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let (_, created) = task_with_approvals(&*store, 1).await;
+    let id = &created[0].id;
+    let first = store
+        .decide_approval(id, true, "alice", Some("fine"))
+        .await
+        .unwrap();
+    let at = first.decided_at.unwrap();
+
+    for (approve, by) in [(false, "bob"), (true, "carol")] {
+        let err = db
+            .open()
+            .await
+            .decide_approval(id, approve, by, Some("late"))
+            .await
+            .unwrap_err();
+        match &err {
+            StoreError::ApprovalClosed {
+                id: closed,
+                status,
+                decided_by,
+                decided_at,
+            } => {
+                assert_eq!(closed, id);
+                assert_eq!(*status, ApprovalStatus::Approved);
+                assert_eq!(decided_by, "alice");
+                assert_eq!(*decided_at, at);
+            }
+            other => panic!("expected ApprovalClosed, got {other}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "approval {id} is already approved (by alice at {})",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        );
+    }
+    // Expiring an answered request is refused the same way.
+    let err = store.expire_approval(id, "too late").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::ApprovalClosed {
+                status: ApprovalStatus::Approved,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The first answer stands.
+    assert_eq!(store.get_approval(id).await.unwrap(), Some(first));
+}
+
+pub async fn approval_concurrent_deciders_one_wins(db: Arc<dyn Opener>) {
+    // Two handles = two connection pools, as two `hybrid` processes would have.
+    let a = db.open().await;
+    let b = db.open().await;
+    let (_, created) = task_with_approvals(&*a, 8).await;
+    for (round, approval) in created.iter().enumerate() {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let racer = |store: Arc<dyn Store>, approve: bool, by: &'static str| {
+            let (id, barrier) = (approval.id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.decide_approval(&id, approve, by, Some("race")).await
+            })
+        };
+        let (yes, no) = (
+            racer(a.clone(), true, "alice"),
+            racer(b.clone(), false, "bob"),
+        );
+        let outcomes = [yes.await.unwrap(), no.await.unwrap()];
+        let winners: Vec<&Approval> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let winner = winners[0];
+        let loser = outcomes
+            .iter()
+            .find_map(|o| o.as_ref().err())
+            .expect("one loser");
+        match loser {
+            StoreError::ApprovalClosed {
+                status, decided_by, ..
+            } => {
+                assert_eq!(*status, winner.status, "round {round}");
+                assert_eq!(
+                    Some(decided_by),
+                    winner.decided_by.as_ref(),
+                    "round {round}"
+                );
+            }
+            other => panic!("round {round}: unexpected error {other}"),
+        }
+        let expected = match winner.decided_by.as_deref() {
+            Some("alice") => ApprovalStatus::Approved,
+            Some("bob") => ApprovalStatus::Rejected,
+            other => panic!("round {round}: decided by {other:?}"),
+        };
+        assert_eq!(winner.status, expected);
+        assert_eq!(
+            b.get_approval(&approval.id).await.unwrap().as_ref(),
+            Some(winner)
+        );
+    }
+}
+
+pub async fn approval_expire(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let (_, created) = task_with_approvals(&*store, 1).await;
+    let id = &created[0].id;
+    let expired = store
+        .expire_approval(id, "no answer within 10m")
+        .await
+        .unwrap();
+    assert_eq!(expired.status, ApprovalStatus::Expired);
+    assert_eq!(expired.decided_by.as_deref(), Some("timeout"));
+    assert_eq!(expired.note.as_deref(), Some("no answer within 10m"));
+    assert!(expired.decided_at.is_some());
+    assert_eq!(store.get_approval(id).await.unwrap(), Some(expired.clone()));
+    assert_eq!(serde_json::to_value(&expired).unwrap()["status"], "expired");
+    // An approval arriving after the timeout loses, naming the timeout.
+    let err = store
+        .decide_approval(id, true, "alice", None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("approval {id} is already expired (by timeout at ")),
+        "{err}"
+    );
+    let again = store.expire_approval(id, "again").await.unwrap_err();
+    assert!(
+        matches!(again, StoreError::ApprovalClosed { .. }),
+        "{again}"
+    );
+}
+
+pub async fn approval_unknown_id_or_task(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let missing: TaskId = "no-such-task".into();
+    let err = store
+        .create_approval(&new_approval(&missing, "c", "git push"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound(t) if *t == missing),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "task no-such-task not found");
+    assert!(
+        store
+            .list_approvals(&ApprovalFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for err in [
+        store
+            .decide_approval("ap_zzzzzzzzzz", true, "alice", None)
+            .await
+            .unwrap_err(),
+        store
+            .decide_approval("ap_zzzzzzzzzz", false, "alice", Some("n"))
+            .await
+            .unwrap_err(),
+        store
+            .expire_approval("ap_zzzzzzzzzz", "t")
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+        assert_eq!(err.to_string(), "approval ap_zzzzzzzzzz not found");
+    }
+    assert_eq!(store.get_approval("ap_zzzzzzzzzz").await.unwrap(), None);
+    assert_eq!(store.get_approval("").await.unwrap(), None);
 }

@@ -1,0 +1,140 @@
+//! The execution layer through the facade: a model's tool calls pass the
+//! command policy, run in the sandbox in the task's workspace, and come back
+//! to the model; denials and refusals are tool errors the run survives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use hybrid_core::{EventKind, Task, TaskStatus};
+use hybrid_llm::{AnthropicClient, AnthropicConfig};
+use hybrid_platform::roles::Layer;
+use hybrid_platform::{HybridPlatform, LlmPlatform, PreApproved, RunOptions};
+use hybrid_testkit::{MockLlmServer, Turn};
+use hybrid_tools::{ToolRegistry, ToolsConfig};
+use serde_json::{Value, json};
+
+async fn claude_with_tools(mock: &MockLlmServer) -> HybridPlatform {
+    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
+    let client = AnthropicClient::new(
+        AnthropicConfig::new("sk-ant", "claude-sonnet-4-5")
+            .with_base_url(mock.anthropic_base_url()),
+    )
+    .unwrap();
+    let registry = ToolRegistry::builtin(&ToolsConfig::default());
+    let tools = ["bash", "read_file"]
+        .iter()
+        .filter_map(|n| registry.get(n))
+        .collect();
+    HybridPlatform::builder()
+        .store(store)
+        .platform(Arc::new(
+            LlmPlatform::new("claude", Layer::Execution, Arc::new(client)).with_tools(tools),
+        ))
+        .build()
+        .unwrap()
+}
+
+/// `tool_result` blocks of the last request: (content, is_error).
+fn results(body: &Value) -> Vec<(String, bool)> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            let c = match &b["content"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (c, b["is_error"].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn allowed_runs_denied_is_refused_and_approval_needs_an_approver() {
+    let support = hybrid_tools::sandbox::support();
+    if support.filesystem.is_err() || support.network.is_err() {
+        eprintln!("SKIP: the kernel lacks the sandbox features: {support:?}");
+        return;
+    }
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = claude_with_tools(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    for approver in [None, Some("ops-team@company.com")] {
+        mock.enqueue(
+            Turn::tool_call("bash", json!({"command": "ls"}))
+                .and_tool_call("bash", json!({"command": "rm -rf /"}))
+                .and_tool_call("bash", json!({"command": "git push origin main"})),
+        );
+        mock.enqueue(Turn::text(
+            "Listed the files; refused to delete; push handled.",
+        ));
+        let task = Task::new("Tidy the workspace").with_system_access(true);
+        let id = task.id.clone();
+        let options = RunOptions {
+            workdir: Some(dir.path().to_path_buf()),
+            approver: approver.map(|n| Arc::new(PreApproved { name: n.into() }) as _),
+            ..RunOptions::default()
+        };
+        let r = hp.run_with(task, options, None).await.unwrap();
+        assert_eq!(r.status, TaskStatus::Completed);
+        let stage = &r.stages["execution"];
+        assert_eq!(stage.tools_used, vec!["bash".to_owned()]);
+        assert_eq!(stage.tool_calls.len(), 3);
+        let sent = results(&mock.last_request().unwrap().body);
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(
+            sent[0],
+            ("notes.txt\n".to_owned(), false),
+            "ls ran in the workspace"
+        );
+        assert!(
+            sent[1].1 && sent[1].0.contains("deny:"),
+            "rm -rf / denied: {:?}",
+            sent[1]
+        );
+        match approver {
+            None => {
+                assert!(
+                    sent[2].1 && sent[2].0.contains("not approved"),
+                    "{:?}",
+                    sent[2]
+                );
+            }
+            Some(_) => {
+                // Approved, so it ran: git fails here (no repository), which is the tool's answer.
+                assert!(!sent[2].0.contains("not approved"), "{:?}", sent[2]);
+                assert!(
+                    sent[2].0.contains("git") || sent[2].0.contains("repository"),
+                    "{:?}",
+                    sent[2]
+                );
+            }
+        }
+        let events = hp.store().events(&id).await.unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "tool_call").count(), 3);
+        assert_eq!(kinds.iter().filter(|k| **k == "tool_result").count(), 3);
+        if approver.is_some() {
+            let statuses: Vec<TaskStatus> = hp
+                .store()
+                .status_history(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.to)
+                .collect();
+            assert!(
+                statuses.contains(&TaskStatus::AwaitingApproval),
+                "{statuses:?}"
+            );
+            assert!(events.iter().any(|e| matches!(&e.kind,
+                EventKind::Warning { message } if message.contains("approved by ops-team@company.com"))));
+        }
+    }
+}

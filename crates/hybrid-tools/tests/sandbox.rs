@@ -1,0 +1,355 @@
+//! The sandboxed runner, through the `bash` tool: confinement, time limit, caps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hybrid_tools::{BashTool, Tool, ToolContext, ToolOutput, sandbox};
+use serde_json::json;
+
+fn ctx(dir: &Path) -> ToolContext {
+    ToolContext::new(dir)
+}
+
+async fn bash(ctx: &ToolContext, command: &str) -> ToolOutput {
+    BashTool.call(json!({ "command": command }), ctx).await
+}
+
+/// `Some(reason)` when the kernel lacks write confinement (the test then skips, saying why).
+/// `bash` fails closed without it, so every test that runs a command checks this.
+fn no_fs_confinement() -> Option<String> {
+    sandbox::support()
+        .filesystem
+        .err()
+        .inspect(|why| eprintln!("SKIP: kernel lacks landlock write confinement: {why}"))
+}
+
+fn no_net_confinement() -> Option<String> {
+    sandbox::support()
+        .network
+        .err()
+        .inspect(|why| eprintln!("SKIP: kernel lacks seccomp network confinement: {why}"))
+}
+
+/// Whether a pid is gone (or a zombie waiting to be reaped by init).
+fn pid_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .map(|rest| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+async fn wait_gone(pid: u32) -> bool {
+    for _ in 0..50 {
+        if pid_gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn runs_in_the_workspace() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        &ctx(ws.path()),
+        "pwd; echo hello > inside.txt && cat inside.txt",
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    let canon = std::fs::canonicalize(ws.path()).unwrap();
+    assert!(
+        out.content
+            .starts_with(&format!("{}\nhello", canon.display())),
+        "{out:?}"
+    );
+    assert_eq!(out.metadata["exit_code"], 0);
+    assert!(ws.path().join("inside.txt").exists());
+}
+
+#[tokio::test]
+async fn write_outside_the_workspace_fails() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("escaped.txt");
+    let cmd = format!("echo pwned > '{}'", target.display());
+    let out = bash(&ctx(ws.path()), &cmd).await;
+    assert!(out.is_error, "{out:?}");
+    assert!(out.content.contains("Permission denied"), "{out:?}");
+    assert!(
+        !target.exists(),
+        "the sandbox let a write outside the workspace through"
+    );
+    assert_eq!(out.metadata["sandbox"], "landlock+seccomp");
+
+    // /tmp itself is read-only too; the private TMPDIR is writable.
+    let out = bash(
+        &ctx(ws.path()),
+        "touch /tmp/hybrid-tools-escape-test; echo \"t=$?\"; touch \"$TMPDIR/x\" && echo tmp-ok",
+    )
+    .await;
+    assert!(out.content.contains("t=1"), "{out:?}");
+    assert!(out.content.contains("tmp-ok"), "{out:?}");
+    assert!(!Path::new("/tmp/hybrid-tools-escape-test").exists());
+
+    // ...unless the policy names the path as extra writable.
+    let mut allowed = ctx(ws.path());
+    allowed
+        .sandbox
+        .extra_writable
+        .push(outside.path().to_path_buf());
+    let out = bash(&allowed, &cmd).await;
+    assert!(!out.is_error, "{out:?}");
+    assert!(target.exists());
+}
+
+#[tokio::test]
+async fn network_is_off_unless_allowed() {
+    if no_fs_confinement().is_some() || no_net_confinement().is_some() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ws = tempfile::tempdir().unwrap();
+    let cmd = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+
+    let out = bash(&ctx(ws.path()), &cmd).await;
+    assert!(out.is_error, "{out:?}");
+    assert!(!out.content.contains("connected\n"), "{out:?}");
+    assert!(out.content.contains("Permission denied"), "{out:?}");
+
+    let mut open = ctx(ws.path());
+    open.sandbox.allow_network = true;
+    let out = bash(&open, &cmd).await;
+    assert!(!out.is_error, "{out:?}");
+    assert_eq!(out.content.trim(), "connected", "{out:?}");
+    assert_eq!(out.metadata["sandbox"], "landlock");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_process_group() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let mut c = ctx(ws.path());
+    c.limits.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let out = bash(&c, "sleep 100 & echo $! > bg.pid; sleep 100").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.is_error);
+    assert!(out.content.starts_with("timed out after 1s"), "{out:?}");
+    assert_eq!(out.metadata["timed_out"], true);
+    let pid: u32 = std::fs::read_to_string(ws.path().join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_gone(pid).await,
+        "backgrounded grandchild {pid} survived the timeout"
+    );
+}
+
+#[tokio::test]
+async fn timeout_secs_argument_is_capped_by_the_limit() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let mut c = ctx(ws.path());
+    c.limits.timeout = Duration::from_secs(1);
+    let out = BashTool
+        .call(json!({ "command": "sleep 30", "timeout_secs": 600 }), &c)
+        .await;
+    assert!(out.content.starts_with("timed out after 1s"), "{out:?}");
+}
+
+#[tokio::test]
+async fn background_jobs_do_not_outlive_the_call() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = bash(&ctx(ws.path()), "sleep 100 & echo $!").await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!out.is_error, "{out:?}");
+    let pid: u32 = out.content.trim().parse().unwrap();
+    assert!(
+        wait_gone(pid).await,
+        "background job {pid} outlived the call"
+    );
+}
+
+#[tokio::test]
+async fn cancellation_kills_the_command() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let c = ctx(ws.path());
+    let cancel = c.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let out = bash(&c, "sleep 100").await;
+    assert!(out.is_error);
+    assert!(out.content.starts_with("cancelled"), "{out:?}");
+}
+
+#[tokio::test]
+async fn output_is_capped_while_reading() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let mut c = ctx(ws.path());
+    c.limits.max_output_bytes = 1000;
+    let out = bash(&c, "head -c 5000000 /dev/zero | tr '\\0' a").await;
+    assert!(!out.is_error, "{:?}", out.metadata);
+    assert!(out.truncated);
+    assert!(out.content.len() < 1200, "{}", out.content.len());
+    assert!(out.content.starts_with("aaaa"));
+    let trailer = out.content.lines().last().unwrap();
+    assert!(trailer.starts_with("[output truncated: "), "{trailer}");
+    assert!(trailer.contains("of 5000000 bytes cut"), "{trailer}");
+    assert_eq!(out.metadata["stdout_bytes"], 5_000_000);
+}
+
+#[tokio::test]
+async fn binary_output_is_a_clear_error() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(&ctx(ws.path()), "printf 'a\\000b\\377'").await;
+    assert!(out.is_error, "{out:?}");
+    assert!(
+        out.content.starts_with("binary output on stdout omitted"),
+        "{out:?}"
+    );
+    assert!(
+        out.content.contains("binary output (4 bytes) omitted"),
+        "{out:?}"
+    );
+    assert_eq!(out.metadata["binary"], true);
+}
+
+#[tokio::test]
+async fn non_zero_exit_and_stderr_are_reported() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(&ctx(ws.path()), "echo out; echo err >&2; exit 3").await;
+    assert!(out.is_error);
+    assert_eq!(
+        out.content,
+        "command exited with code 3\nout\n[stderr]\nerr\n"
+    );
+    assert_eq!(out.metadata["exit_code"], 3);
+}
+
+#[tokio::test]
+async fn bad_commands_are_tool_errors() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let mut c = ctx(ws.path());
+    c.limits.max_command_bytes = 100;
+    let out = bash(&c, &"x".repeat(101)).await;
+    assert!(out.is_error);
+    assert_eq!(
+        out.content,
+        "command too long: 101 bytes; the limit is 100 bytes"
+    );
+
+    let out = BashTool.call(json!({ "cmd": "ls" }), &c).await;
+    assert!(out.is_error);
+    assert!(
+        out.content
+            .starts_with("invalid arguments for bash: unknown field `cmd`"),
+        "{out:?}"
+    );
+
+    let out = BashTool.call(json!({ "command": 5 }), &c).await;
+    assert!(
+        out.content
+            .starts_with("invalid arguments for bash: field `command`"),
+        "{out:?}"
+    );
+
+    let out = BashTool.call(json!("{\"command\": "), &c).await;
+    assert!(
+        out.content
+            .starts_with("invalid arguments for bash: not valid JSON"),
+        "{out:?}"
+    );
+
+    let out = bash(&ToolContext::new(ws.path().join("missing")), "ls").await;
+    assert!(out.is_error);
+    assert!(out.content.starts_with("workspace error:"), "{out:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_call_kills_the_process_group() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let c = ctx(ws.path());
+    let call = bash(&c, "sleep 100 & echo $! > bg.pid; sleep 100");
+    let dropped = tokio::time::timeout(Duration::from_millis(1500), call).await;
+    assert!(
+        dropped.is_err(),
+        "the command should still have been running"
+    );
+    let pid: u32 = std::fs::read_to_string(ws.path().join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_gone(pid).await,
+        "grandchild {pid} survived the dropped call"
+    );
+}
+
+#[tokio::test]
+async fn no_signals_to_processes_outside_the_sandbox() {
+    if no_fs_confinement().is_some() {
+        return;
+    }
+    if let Err(why) = sandbox::support().signals {
+        eprintln!("SKIP: kernel lacks landlock signal scoping: {why}");
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let me = std::process::id();
+    let out = bash(
+        &ctx(ws.path()),
+        &format!("kill -0 {me}; echo \"outside=$?\"; sleep 5 & kill -0 $!; echo \"inside=$?\""),
+    )
+    .await;
+    assert!(out.content.contains("outside=1"), "{out:?}");
+    assert!(out.content.contains("inside=0"), "{out:?}");
+}

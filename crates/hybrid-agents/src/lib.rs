@@ -18,11 +18,13 @@
 //! | [`gate`] | [`ToolGate`]: asked before every tool call |
 //! | [`observer`] | [`AgentObserver`]: hears every delta, model call, tool call and result |
 //! | [`presets`] | the seed's roles and their instructions |
+//! | [`tool_names`] | MCP-style names mapped to names the providers accept |
 
 pub mod agent;
 pub mod gate;
 pub mod observer;
 pub mod presets;
+pub mod tool_names;
 pub mod turn_loop;
 
 pub use agent::{Agent, AgentError, AgentOutcome};

@@ -20,6 +20,7 @@ use hybrid_tools::{ToolContext, ToolOutput};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::tool_names::WireNames;
 use crate::{
     Agent, AgentError, AgentEvent, AgentObserver, AgentOutcome, GateDecision, ToolGate, ToolRequest,
 };
@@ -58,13 +59,14 @@ impl Agent {
         let mut conversation = Vec::with_capacity(messages.len() + 1);
         conversation.push(Message::system(self.instructions.clone()));
         conversation.extend(messages);
+        let names = WireNames::new(self.tools.iter().map(|t| t.spec().name));
         let specs: Vec<ToolDefinition> = self
             .tools
             .iter()
             .map(|t| {
                 let s = t.spec();
                 ToolDefinition {
-                    name: s.name,
+                    name: names.wire(&s.name).unwrap_or(&s.name).to_owned(),
                     description: s.description,
                     parameters: s.parameters,
                 }
@@ -92,15 +94,24 @@ impl Agent {
                 outcome.text = response.text;
                 return Ok(outcome);
             }
+            // The model names tools by their wire names; the rest of the loop by ours.
+            let calls: Vec<ToolCall> = response
+                .tool_calls
+                .iter()
+                .map(|c| ToolCall {
+                    name: names.internal(&c.name).unwrap_or(&c.name).to_owned(),
+                    ..c.clone()
+                })
+                .collect();
             let results = tokio::select! {
-                r = self.run_tools(&response.tool_calls, run) => r,
+                r = self.run_tools(&calls, run) => r,
                 () = run.cancel.cancelled() => return Err(AgentError::Cancelled),
             };
             conversation.push(Message::Assistant {
                 text: (!response.text.is_empty()).then(|| response.text.clone()),
                 tool_calls: response.tool_calls.clone(),
             });
-            for (call, output) in response.tool_calls.iter().zip(results) {
+            for ((call, wire), output) in calls.iter().zip(&response.tool_calls).zip(results) {
                 if !outcome.tools_used.contains(&call.name) {
                     outcome.tools_used.push(call.name.clone());
                 }
@@ -113,7 +124,7 @@ impl Agent {
                 });
                 conversation.push(Message::ToolResult {
                     call_id: call.id.clone(),
-                    name: call.name.clone(),
+                    name: wire.name.clone(),
                     content: output.content,
                     is_error: output.is_error,
                 });

@@ -255,3 +255,71 @@ async fn the_turn_limit_stops_a_model_that_never_finishes() {
     assert_eq!((turns, partial.turns, partial.tool_calls.len()), (3, 3, 3));
     assert_eq!(mock.request_count(), 3);
 }
+
+/// A tool named the MCP way.
+struct McpStyle;
+
+#[async_trait]
+impl Tool for McpStyle {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "mcp:github:list_issues".into(),
+            description: "List issues.".into(),
+            parameters: json!({"type": "object"}),
+        }
+    }
+    async fn call(&self, _args: Value, _ctx: &ToolContext) -> ToolOutput {
+        ToolOutput {
+            content: "#1 open".into(),
+            is_error: false,
+            truncated: false,
+            metadata: Value::Null,
+        }
+    }
+}
+
+#[tokio::test]
+async fn mcp_tool_names_reach_the_providers_in_a_form_they_accept() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, model) in models(&mock) {
+        mock.enqueue(Turn::tool_call("mcp__github__list_issues", json!({})));
+        mock.enqueue(Turn::text("one issue"));
+        let agent = Agent::new("executor", model).with_tools(vec![Arc::new(McpStyle)]);
+        let cancel = CancellationToken::new();
+        let ctx = tool_ctx(dir.path());
+        let run = AgentRun {
+            tools: &ctx,
+            gate: &AllowAll,
+            observer: &hybrid_agents::NoopObserver,
+            cancel: &cancel,
+        };
+        let out = agent
+            .run(vec![Message::user("issues?")], run)
+            .await
+            .unwrap();
+        assert_eq!(
+            out.tools_used,
+            vec!["mcp:github:list_issues".to_owned()],
+            "{name}"
+        );
+        assert_eq!(out.tool_calls[0].output.as_deref(), Some("#1 open"));
+        let first = &mock.requests()[mock.request_count() - 2].body;
+        let offered: Vec<&str> = first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["name"]
+                    .as_str()
+                    .or(t["function"]["name"].as_str())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(offered, vec!["mcp__github__list_issues"], "{name}");
+        assert_eq!(
+            tool_results(&mock.last_request().unwrap().body),
+            vec![("#1 open".to_owned(), false)]
+        );
+    }
+}

@@ -80,7 +80,10 @@ impl Global {
             .router(Arc::new(DefaultRouter::with_default(
                 config.default_platform(),
             )));
-        for p in providers::build_platforms(config, &process_env) {
+        let mcp_tools = hybrid_platform::mcp_servers::connect_used_servers(config)
+            .await
+            .map_err(|e| Failure::new(exit_code::UNAVAILABLE, e.to_string()))?;
+        for p in providers::build_platforms_with(config, &process_env, mcp_tools) {
             builder = builder.platform(p);
         }
         Ok(builder.build()?)

@@ -226,3 +226,70 @@ async fn ls_runs_rm_is_denied_git_push_waits_for_another_process_and_the_audit_h
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tools_from_the_config_are_offered_gated_and_audited() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let mcp = hybrid_testkit::McpTestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hybrid.db").display());
+    let config = dir.path().join("hybrid.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[platforms.claude]\nprovider = \"anthropic\"\ntools = [\"mcp:kit:*\"]\n\n[mcp.servers.kit]\nurl = \"{}\"\n",
+            mcp.url()
+        ),
+    )
+    .unwrap();
+    mock.enqueue(Turn::tool_call("mcp__kit__add", json!({"a": 2, "b": 3})));
+    mock.enqueue(Turn::text("2 + 3 = 5"));
+    let out = hybrid(dir.path(), &db, &mock)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "run",
+            "--json",
+            "--platform",
+            "claude",
+            "--approve-as",
+            "bob",
+            "add 2 and 3",
+        ])
+        .output()
+        .unwrap();
+    let r = ok_json(&out);
+    assert_eq!(r["status"], "completed", "{r}");
+    let call = &r["stages"]["execution"]["tool_calls"][0];
+    assert_eq!(call["name"], "mcp:kit:add");
+    assert_eq!(call["is_error"], false, "{call}");
+    assert!(call["output"].as_str().unwrap().contains('5'), "{call}");
+    let offered = &mock.requests()[0].body["tools"];
+    assert!(
+        offered
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "mcp__kit__add"),
+        "{offered}"
+    );
+    let audit = ok_json(
+        &hybrid(dir.path(), &db, &mock)
+            .args(["audit", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let approval = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "approval")
+        .unwrap();
+    assert_eq!(
+        (
+            approval["command"].as_str(),
+            approval["approved_by"].as_str()
+        ),
+        (Some("mcp:kit:add"), Some("bob"))
+    );
+}

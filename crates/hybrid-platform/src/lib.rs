@@ -7,6 +7,7 @@
 //! | [`router`] | [`Router`] and DESIGN.md's decision tree, [`DefaultRouter`] |
 //! | [`platform`] | the [`Platform`] trait and the registry |
 //! | [`llm_platform`] | [`LlmPlatform`]: one agent on one chat model |
+//! | [`mcp_servers`] | the configured MCP servers, connected, as tools |
 //! | [`providers`] | builds the configured platforms from `hybrid.toml` and the environment |
 //! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
 //! | [`roles`] | the seed's agent roles and their instructions |
@@ -21,6 +22,7 @@ pub mod error;
 pub mod facade;
 pub mod gate;
 pub mod llm_platform;
+pub mod mcp_servers;
 pub mod platform;
 pub mod providers;
 pub mod roles;

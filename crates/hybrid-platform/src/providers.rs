@@ -85,8 +85,21 @@ pub fn is_known_tool_name(name: &str) -> bool {
 
 /// Every configured platform, ready to register.
 pub fn build_platforms(config: &HybridConfig, env: EnvLookup<'_>) -> Vec<Arc<dyn Platform>> {
+    build_platforms_with(config, env, Vec::new())
+}
+
+/// Every configured platform, with `extra` tools (e.g. connected MCP servers'
+/// tools) available to the `tools` lists that name them.
+pub fn build_platforms_with(
+    config: &HybridConfig,
+    env: EnvLookup<'_>,
+    extra: Vec<Arc<dyn Tool>>,
+) -> Vec<Arc<dyn Platform>> {
     let prices = Arc::new(price_table(config));
-    let registry = ToolRegistry::builtin(&config.tools);
+    let mut registry = ToolRegistry::builtin(&config.tools);
+    for tool in extra {
+        registry.register(tool);
+    }
     config
         .effective_platforms()
         .iter()
@@ -111,7 +124,16 @@ pub fn tools_for(name: &str, p: &PlatformConfig, registry: &ToolRegistry) -> Vec
             .collect(),
         None => Vec::new(),
     };
-    names.iter().filter_map(|n| registry.get(n)).collect()
+    let mut tools: Vec<Arc<dyn Tool>> = Vec::new();
+    for pattern in &names {
+        for name in registry.names() {
+            let taken = tools.iter().any(|t| t.spec().name == name);
+            if !taken && hybrid_tools::mcp::tool_pattern_matches(pattern, &name) {
+                tools.extend(registry.get(&name));
+            }
+        }
+    }
+    tools
 }
 
 fn layer_of(name: &str, provider: &str) -> Layer {

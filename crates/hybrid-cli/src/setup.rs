@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hybrid_guard::CommandPolicy;
 use hybrid_platform::providers::{self, process_env};
 use hybrid_platform::{DefaultRouter, HybridConfig, HybridPlatform};
 use hybrid_store::Store;
@@ -68,11 +67,7 @@ impl Global {
     /// The platform with every configured provider registered.
     pub async fn platform(&self, config: &HybridConfig) -> Result<HybridPlatform, Failure> {
         let store = self.open_store().await?;
-        let policy = match &config.policy {
-            Some(p) => CommandPolicy::new(crate::commands::policy::rules_from_config(p)?)
-                .map_err(|e| Failure::new(exit_code::CONFIG, format!("[policy]: {e}")))?,
-            None => CommandPolicy::seed_default(),
-        };
+        let policy = config.command_policy()?;
         let mut builder = HybridPlatform::builder()
             .store(store)
             .policy(policy)

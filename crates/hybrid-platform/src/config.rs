@@ -70,6 +70,9 @@ pub struct HybridConfig {
     /// MCP servers.
     #[serde(default)]
     pub mcp: Option<McpConfig>,
+    /// The file this was read from.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Optional tools: `http_request = true`, `[tools.notify] webhook_url = "…"`.
     #[serde(default)]
     pub tools: hybrid_tools::ToolsConfig,
@@ -147,19 +150,17 @@ pub struct PriceConfig {
     pub cache_write: Option<Spanned<f64>>,
 }
 
-/// `[policy]`.
+/// `[policy]`. A list left out keeps the seed's (so a file that only adds to
+/// `allow` still forbids `rm -rf`); `deny = []` empties it on purpose.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Allowed commands.
-    #[serde(default)]
-    pub allow: Vec<String>,
+    pub allow: Option<Vec<String>>,
     /// Forbidden commands.
-    #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Option<Vec<String>>,
     /// Commands that need approval.
-    #[serde(default)]
-    pub approve: Vec<String>,
+    pub approve: Option<Vec<String>>,
     /// What no rule covers: `allow`, `deny` or `approve`.
     pub default: Option<Spanned<String>>,
 }
@@ -257,6 +258,10 @@ impl HybridConfig {
         config
             .validate()
             .map_err(|(span, key, message)| err_at(Some(span), key, message))?;
+        let mut config = config;
+        config.source = Some(path.to_path_buf());
+        // Compile the policy now, so a rule it cannot understand fails the load.
+        config.command_policy()?;
         Ok(config)
     }
 
@@ -480,6 +485,40 @@ impl HybridConfig {
     }
 }
 
+impl HybridConfig {
+    /// The command policy: `[policy]` over the seed's lists, or the seed's.
+    /// A rule the policy cannot understand is an error naming it.
+    pub fn command_policy(&self) -> Result<hybrid_guard::CommandPolicy, ConfigError> {
+        let Some(p) = &self.policy else {
+            return Ok(hybrid_guard::CommandPolicy::seed_default());
+        };
+        let seed = hybrid_guard::PolicyRules::default();
+        let default = match &p.default {
+            // Checked on load to be one of allow, deny, approve.
+            Some(d) => d
+                .get_ref()
+                .parse()
+                .unwrap_or(hybrid_guard::Verdict::Approve),
+            None => seed.default,
+        };
+        let rules = hybrid_guard::PolicyRules {
+            allow: p.allow.clone().unwrap_or(seed.allow),
+            deny: p.deny.clone().unwrap_or(seed.deny),
+            approve: p.approve.clone().unwrap_or(seed.approve),
+            default,
+        };
+        hybrid_guard::CommandPolicy::new(rules).map_err(|e| ConfigError {
+            file: self
+                .source
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("hybrid.toml")),
+            line: None,
+            key: "policy".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
 impl PlatformConfig {
     /// A platform on `provider` with every other setting defaulted.
     pub fn new(provider: &str) -> Self {
@@ -621,6 +660,28 @@ command = "github-mcp"
             (Some(3), "platforms.o.base_url"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn policy_lists_left_out_keep_the_seeds() {
+        use hybrid_guard::Verdict;
+        let c = parse("[policy]\nallow = [\"ls\", \"make\"]\n").unwrap();
+        let p = c.command_policy().unwrap();
+        assert_eq!(p.check("make build").decision, Verdict::Allow);
+        assert_eq!(
+            p.check("rm -rf /").decision,
+            Verdict::Deny,
+            "the seed's deny list stays"
+        );
+        assert_eq!(p.check("git push").decision, Verdict::Approve);
+        let c = parse("[policy]\ndeny = []\ndefault = \"allow\"\n").unwrap();
+        assert_eq!(
+            c.command_policy().unwrap().check("rm -rf /tmp/x").decision,
+            Verdict::Allow
+        );
+        let e = parse("[policy]\ndeny = [\"ls | sh\"]\n").unwrap_err();
+        assert_eq!(e.key, "policy", "{e}");
+        assert!(e.to_string().starts_with("hybrid.toml: policy: "), "{e}");
     }
 
     #[test]

@@ -218,6 +218,8 @@ pub struct RunContext {
     pub workdir: PathBuf,
     /// Asked before every tool call.
     pub gate: Arc<dyn ToolGate>,
+    /// Bounds on each tool call.
+    pub tool_limits: hybrid_tools::Limits,
 }
 
 impl std::fmt::Debug for RunContext {

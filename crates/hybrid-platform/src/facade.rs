@@ -26,6 +26,7 @@ use crate::gate::{Approver, NoApprover, PolicyGate};
 use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
 use hybrid_guard::CommandPolicy;
+use hybrid_tools::Limits;
 
 /// The stage name of a single-platform run.
 pub const SINGLE_STAGE: &str = "execution";
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub workdir: Option<PathBuf>,
     /// Who answers approvals (default: nobody, so calls that need one are refused).
     pub approver: Option<Arc<dyn Approver>>,
+    /// Bounds on each tool call (default: [`Limits::default`]).
+    pub tool_limits: Option<Limits>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -365,6 +368,7 @@ impl HybridPlatform {
             events: t.sink.clone(),
             cancel: options.cancel.clone(),
             workdir: t.workdir(),
+            tool_limits: options.tool_limits.clone().unwrap_or_default(),
             gate: Arc::new(gate),
         };
         let result = tokio::select! {

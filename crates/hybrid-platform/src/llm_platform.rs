@@ -292,6 +292,7 @@ impl Platform for LlmPlatform {
         }
         let mut tools = ToolContext::new(ctx.workdir.clone());
         tools.cancel = ctx.cancel.clone();
+        tools.limits = ctx.tool_limits.clone();
         let observer = StageObserver {
             ctx,
             agent: role,

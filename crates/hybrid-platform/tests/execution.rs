@@ -138,3 +138,78 @@ async fn allowed_runs_denied_is_refused_and_approval_needs_an_approver() {
         }
     }
 }
+
+#[tokio::test]
+async fn bad_tool_calls_become_clear_tool_errors_with_clean_audit_records() {
+    let support = hybrid_tools::sandbox::support();
+    if support.filesystem.is_err() || support.network.is_err() {
+        eprintln!("SKIP: the kernel lacks the sandbox features: {support:?}");
+        return;
+    }
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = claude_with_tools(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let huge = format!("echo {}", "x".repeat(20_000));
+    mock.enqueue(
+        Turn::raw_tool_call("bash", "{\"command\": \"ls")
+            .and_tool_call("launch_missiles", json!({}))
+            .and_tool_call("bash", json!({"command": huge}))
+            .and_tool_call("bash", json!({"command": "head -c 64 /dev/urandom"}))
+            .and_tool_call("bash", json!({"command": "sleep 30"})),
+    );
+    mock.enqueue(Turn::text("handled"));
+    let task = Task::new("misbehave").with_system_access(true);
+    let id = task.id.clone();
+    let limits = hybrid_tools::Limits {
+        timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let options = RunOptions {
+        workdir: Some(dir.path().to_path_buf()),
+        approver: Some(Arc::new(PreApproved {
+            name: "tester".into(),
+        })),
+        tool_limits: Some(limits),
+        ..RunOptions::default()
+    };
+    let r = hp.run_with(task, options, None).await.unwrap();
+    assert_eq!(r.status, TaskStatus::Completed);
+    let sent = results(&mock.last_request().unwrap().body);
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert!(
+        sent.iter().all(|(_, is_error)| *is_error),
+        "every call failed: {sent:?}"
+    );
+    let expect = [
+        "not valid JSON",
+        "unknown tool `launch_missiles`",
+        "too long",
+        "binary output",
+        "timed out",
+    ];
+    for ((text, _), want) in sent.iter().zip(expect) {
+        assert!(
+            text.to_lowercase().contains(&want.to_lowercase()),
+            "`{want}` not in: {text}"
+        );
+    }
+    let audit = hp
+        .store()
+        .audit_records(&hybrid_store::AuditFilter {
+            task_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tool_records: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "bash_command" || a.action == "tool_call")
+        .collect();
+    assert_eq!(tool_records.len(), 5, "{audit:?}");
+    assert!(
+        tool_records
+            .iter()
+            .all(|a| a.detail["is_error"] == true && a.output.is_some())
+    );
+    assert!(hp.store().verify_audit().await.unwrap().is_valid());
+}

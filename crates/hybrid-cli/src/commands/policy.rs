@@ -4,11 +4,10 @@
 //!
 //! | source of rules | when |
 //! | --- | --- |
-//! | `[policy]` of the configuration | it has one: its lists replace the seed's (a list it leaves out is empty) and `default` (else `approve`) |
+//! | `[policy]` of the configuration | it has one: each list it gives replaces the seed's (a list it leaves out stays the seed's), and `default` (else `approve`) |
 //! | the seed's policy (CLI.md) | no configuration, or one without `[policy]` |
 
-use hybrid_guard::{CommandPolicy, PolicyDecision, PolicyRules, Verdict};
-use hybrid_platform::config::PolicyConfig;
+use hybrid_guard::PolicyDecision;
 
 use crate::cli::PolicyCommand;
 use crate::commands::{print_json, write_stdout};
@@ -25,11 +24,7 @@ pub fn policy(global: &Global, cmd: PolicyCommand) -> Result<u8, Failure> {
 
 fn check(global: &Global, line: &str) -> Result<u8, Failure> {
     let config = global.load_config()?;
-    let policy = match &config.policy {
-        Some(p) => CommandPolicy::new(rules_from_config(p)?)
-            .map_err(|e| Failure::new(exit_code::CONFIG, format!("[policy]: {e}")))?,
-        None => CommandPolicy::seed_default(),
-    };
+    let policy = config.command_policy()?;
     let decision = policy.check(line);
     if global.json {
         print_json(&decision)?;
@@ -37,23 +32,6 @@ fn check(global: &Global, line: &str) -> Result<u8, Failure> {
         write_stdout(&render(&decision))?;
     }
     Ok(exit_code::OK)
-}
-
-/// `[policy]` as the guard's rules.
-pub fn rules_from_config(p: &PolicyConfig) -> Result<PolicyRules, Failure> {
-    let default = match &p.default {
-        Some(d) => d
-            .get_ref()
-            .parse::<Verdict>()
-            .map_err(|e| Failure::new(exit_code::CONFIG, format!("policy.default: {e}")))?,
-        None => Verdict::Approve,
-    };
-    Ok(PolicyRules {
-        allow: p.allow.clone(),
-        deny: p.deny.clone(),
-        approve: p.approve.clone(),
-        default,
-    })
 }
 
 fn render(d: &PolicyDecision) -> String {

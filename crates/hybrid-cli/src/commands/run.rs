@@ -77,6 +77,7 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         cancel,
         workdir: args.workdir.clone(),
         approver: Some(approver),
+        tool_limits: None,
     };
     let (tx, rx) = mpsc::channel::<Event>(256);
     let mode = if args.stream {

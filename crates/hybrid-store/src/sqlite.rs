@@ -137,7 +137,11 @@ impl SqliteStore {
                         error,
                     })?;
             }
-            migrate_lock = Some(lock_path(options.get_filename()));
+            // Several processes may open a new database at once (a run and an
+            // `approvals list` beside it). Switching it to WAL and migrating
+            // need it to themselves, and SQLite gives sqlx no lock for that,
+            // so openers take turns on a lock file next to the database.
+            migrate_lock = Some(lock_file(lock_path(options.get_filename())).await?);
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -159,13 +163,6 @@ impl SqliteStore {
                 .map_err(conn_err)?;
             (pool, writer)
         };
-        // Several processes may open a new database at once (a run and an
-        // `approvals list` beside it); SQLite gives sqlx no migration lock, so
-        // they take turns on a lock file next to the database.
-        let _guard = match migrate_lock {
-            Some(path) => Some(lock_file(path).await?),
-            None => None,
-        };
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
@@ -173,6 +170,7 @@ impl SqliteStore {
                 backend: BACKEND,
                 error,
             })?;
+        drop(migrate_lock);
         Ok(SqliteStore { pool, writer })
     }
 

@@ -10,7 +10,7 @@
 //! | `[router]` | `default_platform` for tasks no rule covers |
 //! | `[platforms.NAME]` | `provider` (`openai`, `anthropic`), `model`, `base_url`, `api_key_env`, `max_tokens`, `temperature`, `stream`, `timeout_secs`, `max_attempts`, `tools`, `max_turns`, `instructions` |
 //! | `[tools]` | `http_request = true` enables that tool; `[tools.notify] webhook_url` enables `notify` |
-//! | `[agents.NAME]` | `platform`, `role`, `instructions`, `model` |
+//! | `[agents.NAME]` | `platform`, `role`, `instructions`, `tools`, `max_turns`: when the role NAME (or `role`) runs on that platform, these replace the platform's |
 //! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
 //! | `[policy]`, `[[guardrails]]`, `[budgets]`, `[mcp.servers.NAME]` | parsed and validated now; enforced by the execution-layer and guardrail issues |
 //!
@@ -129,9 +129,8 @@ pub struct AgentConfig {
     pub instructions: Option<String>,
     /// Model override.
     pub model: Option<String>,
-    /// Tools.
-    #[serde(default)]
-    pub tools: Vec<String>,
+    /// Tools (default: the platform's).
+    pub tools: Option<Spanned<Vec<String>>>,
     /// Turn limit.
     pub max_turns: Option<u32>,
 }
@@ -329,6 +328,21 @@ impl HybridConfig {
         }
         let platform_names: Vec<&str> = self.platform_names();
         for (name, a) in &self.agents {
+            if let Some(tools) = &a.tools
+                && let Some(t) = tools
+                    .get_ref()
+                    .iter()
+                    .find(|t| !crate::providers::is_known_tool_name(t))
+            {
+                return Err((
+                    tools.span(),
+                    format!("agents.{name}.tools"),
+                    format!(
+                        "unknown tool `{t}` (built-in: {})",
+                        crate::providers::BUILTIN_TOOLS.join(", ")
+                    ),
+                ));
+            }
             let p = a.platform.get_ref();
             if !platform_names.contains(&p.as_str()) {
                 return Err((

@@ -31,6 +31,32 @@ pub struct LlmPlatform {
     temperature: Option<f32>,
     tools: Vec<Arc<dyn Tool>>,
     max_turns: u32,
+    agents: std::collections::HashMap<String, AgentSettings>,
+}
+
+/// What `[agents.NAME]` changes for one role on this platform.
+#[derive(Clone, Default)]
+pub struct AgentSettings {
+    /// System prompt.
+    pub instructions: Option<String>,
+    /// Tools instead of the platform's.
+    pub tools: Option<Vec<Arc<dyn Tool>>>,
+    /// Turn limit.
+    pub max_turns: Option<u32>,
+}
+
+impl std::fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tools: Option<Vec<String>> = self
+            .tools
+            .as_ref()
+            .map(|t| t.iter().map(|t| t.spec().name).collect());
+        f.debug_struct("AgentSettings")
+            .field("instructions", &self.instructions)
+            .field("tools", &tools)
+            .field("max_turns", &self.max_turns)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for LlmPlatform {
@@ -39,6 +65,7 @@ impl std::fmt::Debug for LlmPlatform {
             .field("id", &self.id)
             .field("model", &self.model)
             .field("tools", &self.tool_names())
+            .field("agents", &self.agents.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +109,7 @@ impl LlmPlatform {
             temperature: None,
             tools: Vec::new(),
             max_turns: hybrid_agents::agent::DEFAULT_MAX_TURNS,
+            agents: std::collections::HashMap::new(),
         }
     }
 
@@ -118,6 +146,12 @@ impl LlmPlatform {
     /// Model turns per run.
     pub fn with_max_turns(mut self, max_turns: u32) -> Self {
         self.max_turns = max_turns.max(1);
+        self
+    }
+
+    /// Settings for one role (from `[agents.NAME]`).
+    pub fn with_agent(mut self, role: impl Into<String>, settings: AgentSettings) -> Self {
+        self.agents.insert(role.into(), settings);
         self
     }
 
@@ -281,13 +315,18 @@ impl Platform for LlmPlatform {
             ModelSlot::Unavailable(e) => return Err(e.clone().into()),
         };
         let role = roles::role_for(self.layer, task);
+        let settings = self.agents.get(role).cloned().unwrap_or_default();
         let mut agent = Agent::new(role, model)
-            .with_tools(self.tools.clone())
-            .with_max_turns(self.max_turns)
+            .with_tools(settings.tools.unwrap_or_else(|| self.tools.clone()))
+            .with_max_turns(settings.max_turns.unwrap_or(self.max_turns))
             .with_streaming(self.stream)
             .with_max_tokens(self.max_tokens)
             .with_temperature(self.temperature);
-        if let Some(instructions) = &self.instructions {
+        if let Some(instructions) = settings
+            .instructions
+            .as_ref()
+            .or(self.instructions.as_ref())
+        {
             agent = agent.with_instructions(instructions.clone());
         }
         let mut tools = ToolContext::new(ctx.workdir.clone());

@@ -20,6 +20,7 @@ use hybrid_llm::{
 };
 
 use crate::config::{DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_MODEL, HybridConfig, PlatformConfig};
+use crate::llm_platform::AgentSettings;
 use crate::roles::Layer;
 use crate::{LlmPlatform, Platform, router};
 use hybrid_tools::{Tool, ToolRegistry};
@@ -105,7 +106,23 @@ pub fn build_platforms_with(
         .iter()
         .map(|(name, p)| {
             let tools = tools_for(name, p, &registry);
-            let platform = build_platform(name, p, prices.clone(), env).with_tools(tools);
+            let mut platform = build_platform(name, p, prices.clone(), env).with_tools(tools);
+            for (agent, a) in config
+                .agents
+                .iter()
+                .filter(|(_, a)| a.platform.get_ref() == name)
+            {
+                let role = a.role.clone().unwrap_or_else(|| agent.clone());
+                let settings = AgentSettings {
+                    instructions: a.instructions.clone(),
+                    tools: a
+                        .tools
+                        .as_ref()
+                        .map(|t| resolve_tools(t.get_ref(), &registry)),
+                    max_turns: a.max_turns,
+                };
+                platform = platform.with_agent(role, settings);
+            }
             Arc::new(platform) as Arc<dyn Platform>
         })
         .collect()
@@ -124,8 +141,13 @@ pub fn tools_for(name: &str, p: &PlatformConfig, registry: &ToolRegistry) -> Vec
             .collect(),
         None => Vec::new(),
     };
+    resolve_tools(&names, registry)
+}
+
+/// The registry's tools that `patterns` name (exact names or `mcp:server:*`), in list order.
+pub fn resolve_tools(patterns: &[String], registry: &ToolRegistry) -> Vec<Arc<dyn Tool>> {
     let mut tools: Vec<Arc<dyn Tool>> = Vec::new();
-    for pattern in &names {
+    for pattern in patterns {
         for name in registry.names() {
             let taken = tools.iter().any(|t| t.spec().name == name);
             if !taken && hybrid_tools::mcp::tool_pattern_matches(pattern, &name) {
@@ -310,6 +332,21 @@ mod tests {
             caps(&platforms(toml, &[])),
             vec![("openai".into(), true), ("claude".into(), false)]
         );
+    }
+
+    #[test]
+    fn agent_sections_override_the_platform_for_their_role() {
+        let toml =
+            "[agents.executor]\nplatform = \"claude\"\ntools = [\"read_file\"]\nmax_turns = 3\n";
+        let ps = platforms(toml, &[("ANTHROPIC_API_KEY", "k")]);
+        let dbg = format!("{:?}", ps[1]);
+        assert!(dbg.contains("executor"), "{dbg}");
+        let e = HybridConfig::parse(
+            "[agents.x]\nplatform = \"claude\"\ntools = [\"rm\"]\n",
+            Path::new("hybrid.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "agents.x.tools", "{e}");
     }
 
     #[test]

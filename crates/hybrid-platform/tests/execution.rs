@@ -213,3 +213,48 @@ async fn bad_tool_calls_become_clear_tool_errors_with_clean_audit_records() {
     );
     assert!(hp.store().verify_audit().await.unwrap().is_valid());
 }
+
+#[tokio::test]
+async fn an_agent_section_gives_its_role_other_tools() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let toml = format!(
+        "[platforms.claude]\nprovider = \"anthropic\"\nbase_url = \"{}\"\n\n[agents.executor]\nplatform = \"claude\"\ntools = [\"read_file\"]\ninstructions = \"Only read.\"\n",
+        mock.anthropic_base_url()
+    );
+    let config =
+        hybrid_platform::HybridConfig::parse(&toml, std::path::Path::new("hybrid.toml")).unwrap();
+    let env = |k: &str| (k == "ANTHROPIC_API_KEY").then(|| "sk-ant".to_owned());
+    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
+    let mut b = HybridPlatform::builder().store(store);
+    for p in hybrid_platform::providers::build_platforms(&config, &env) {
+        b = b.platform(p);
+    }
+    let hp = b.build().unwrap();
+    mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
+    mock.enqueue(Turn::text("could not"));
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        workdir: Some(dir.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let task = Task::new("list").with_system_access(true);
+    let r = hp.run_with(task, options, None).await.unwrap();
+    assert_eq!(r.stages["execution"].agent, "executor");
+    let first = &mock.requests()[0].body;
+    assert_eq!(first["system"], "Only read.");
+    let offered: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, vec!["read_file"]);
+    let sent = results(&mock.last_request().unwrap().body);
+    assert!(
+        sent[0].1
+            && sent[0]
+                .0
+                .contains("unknown tool `bash` (available: read_file)"),
+        "{sent:?}"
+    );
+}

@@ -13,6 +13,7 @@
 //! | 8 | not found (no such task) |
 //! | 9 | the task needs something this build cannot do (e.g. the hybrid route) |
 //! | 10 | `audit verify`: the audit chain is broken |
+//! | 11 | a guardrail blocked the task (the message names it and the layer) |
 //! | 130 | cancelled (Ctrl-C) |
 
 use hybrid_llm::LlmError;
@@ -40,6 +41,8 @@ pub const NOT_FOUND: u8 = 8;
 pub const UNSUPPORTED: u8 = 9;
 /// The audit chain failed verification.
 pub const AUDIT_BROKEN: u8 = 10;
+/// A guardrail blocked the task.
+pub const BLOCKED: u8 = 11;
 /// Cancelled.
 pub const CANCELLED: u8 = 130;
 
@@ -52,6 +55,7 @@ pub fn for_platform_error(e: &PlatformError) -> u8 {
         PlatformError::Core(_) => USAGE,
         PlatformError::UnknownPlatform { .. } => USAGE,
         PlatformError::Cancelled => CANCELLED,
+        PlatformError::Blocked { .. } => BLOCKED,
         PlatformError::Unsupported(_) => UNSUPPORTED,
         PlatformError::Task { .. } | PlatformError::Agent(_) => TASK_FAILED,
     }

@@ -78,6 +78,12 @@ impl Global {
         let mcp_tools = hybrid_platform::mcp_servers::connect_used_servers(config)
             .await
             .map_err(|e| Failure::new(exit_code::UNAVAILABLE, e.to_string()))?;
+        let guardrails = config.guardrails().map_err(|(_, key, message)| {
+            Failure::new(exit_code::CONFIG, format!("{key}: {message}"))
+        })?;
+        for g in guardrails {
+            builder = builder.guardrail(g);
+        }
         for p in providers::build_platforms_with(config, &process_env, mcp_tools) {
             builder = builder.platform(p);
         }

@@ -175,7 +175,7 @@ pub struct GuardrailConfig {
     /// input | platform | execution | output.
     pub layer: Option<Spanned<String>>,
     /// CEL condition.
-    pub when: Option<String>,
+    pub when: Option<Spanned<String>>,
     /// Message when it fires.
     pub message: Option<String>,
 }
@@ -259,8 +259,12 @@ impl HybridConfig {
             .map_err(|(span, key, message)| err_at(Some(span), key, message))?;
         let mut config = config;
         config.source = Some(path.to_path_buf());
-        // Compile the policy now, so a rule it cannot understand fails the load.
+        // Compile the policy and the guardrails now, so a rule either cannot
+        // understand fails the load, naming the rule.
         config.command_policy()?;
+        config
+            .guardrails()
+            .map_err(|(span, key, message)| err_at(span, key, message))?;
         Ok(config)
     }
 
@@ -533,6 +537,38 @@ impl HybridConfig {
     }
 }
 
+impl HybridConfig {
+    /// The `[[guardrails]]` rules, compiled (CEL conditions parsed and checked).
+    #[allow(clippy::type_complexity)]
+    pub fn guardrails(
+        &self,
+    ) -> Result<Vec<hybrid_guard::Guardrail>, (Option<std::ops::Range<usize>>, String, String)>
+    {
+        self.guardrails
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let when = g.when.as_ref().map(|w| w.get_ref().as_str());
+                hybrid_guard::Guardrail::from_rule(
+                    &g.name,
+                    g.kind.get_ref(),
+                    g.layer.as_ref().map(|l| l.get_ref().as_str()),
+                    when,
+                    g.message.as_deref(),
+                )
+                .map_err(|e| {
+                    let span = g
+                        .when
+                        .as_ref()
+                        .map(|w| w.span())
+                        .unwrap_or_else(|| g.kind.span());
+                    (Some(span), format!("guardrails[{i}]"), e.to_string())
+                })
+            })
+            .collect()
+    }
+}
+
 impl PlatformConfig {
     /// A platform on `provider` with every other setting defaulted.
     pub fn new(provider: &str) -> Self {
@@ -696,6 +732,19 @@ command = "github-mcp"
         let e = parse("[policy]\ndeny = [\"ls | sh\"]\n").unwrap_err();
         assert_eq!(e.key, "policy", "{e}");
         assert!(e.to_string().starts_with("hybrid.toml: policy: "), "{e}");
+    }
+
+    #[test]
+    fn guardrail_rules_compile_on_load_and_errors_name_the_rule() {
+        let ok = "[[guardrails]]\nname = \"cost_limit\"\nkind = \"block\"\nlayer = \"platform\"\nwhen = \"task.estimated_cost > 10.0\"\nmessage = \"Task exceeds $10 cost limit\"\n";
+        assert_eq!(parse(ok).unwrap().guardrails().unwrap().len(), 1);
+        let bad =
+            "[[guardrails]]\nname = \"g\"\nkind = \"block\"\nwhen = \"task.nosuchfield > 1\"\n";
+        let e = parse(bad).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(4), "guardrails[0]"), "{e}");
+        assert!(e.message.contains("nosuchfield"), "{e}");
+        let bad = "[[guardrails]]\nname = \"g\"\nkind = \"block\"\nwhen = \"task.priority >\"\n";
+        assert_eq!(parse(bad).unwrap_err().line, Some(4));
     }
 
     #[test]

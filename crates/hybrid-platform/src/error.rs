@@ -32,6 +32,16 @@ pub enum PlatformError {
     /// An agent stopped without an answer (e.g. its turn limit).
     #[error("{0}")]
     Agent(String),
+    /// A guardrail stopped the run.
+    #[error("blocked by guardrail {guardrail} at the {layer} layer: {message}")]
+    Blocked {
+        /// The guardrail.
+        guardrail: String,
+        /// The layer.
+        layer: String,
+        /// Its message.
+        message: String,
+    },
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::PlatformError;
 use crate::context::{EventSink, RunContext};
-use crate::gate::{Approver, NoApprover, PolicyGate};
+use crate::gate::{ApprovalContext, Approver, NoApprover, PolicyGate};
+use crate::guardrail_layers;
 use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
-use hybrid_guard::CommandPolicy;
+use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer};
 use hybrid_tools::Limits;
 
 /// The stage name of a single-platform run.
@@ -69,6 +70,7 @@ struct Inner {
     platforms: RwLock<PlatformRegistry>,
     policy: Arc<CommandPolicy>,
     redactor: Arc<Redactor>,
+    guardrails: RwLock<Arc<GuardrailEngine>>,
 }
 
 /// Builds a [`HybridPlatform`].
@@ -79,6 +81,7 @@ pub struct HybridPlatformBuilder {
     platforms: PlatformRegistry,
     policy: Option<CommandPolicy>,
     secrets: Vec<String>,
+    guardrails: GuardrailEngine,
 }
 
 impl HybridPlatformBuilder {
@@ -107,6 +110,12 @@ impl HybridPlatformBuilder {
         self
     }
 
+    /// Adds a guardrail.
+    pub fn guardrail(mut self, guardrail: Guardrail) -> Self {
+        self.guardrails.add_guardrail(guardrail);
+        self
+    }
+
     /// Adds a platform.
     pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
         self.platforms.insert(platform);
@@ -127,6 +136,7 @@ impl HybridPlatformBuilder {
                 platforms: RwLock::new(self.platforms),
                 policy: Arc::new(self.policy.unwrap_or_else(CommandPolicy::seed_default)),
                 redactor: Arc::new(Redactor::new(self.secrets)),
+                guardrails: RwLock::new(Arc::new(self.guardrails)),
             }),
         })
     }
@@ -253,6 +263,7 @@ impl HybridPlatform {
         let status = match &failure {
             None => TaskStatus::Completed,
             Some(PlatformError::Cancelled) => TaskStatus::Cancelled,
+            Some(PlatformError::Blocked { .. }) => TaskStatus::Blocked,
             Some(_) => TaskStatus::Failed,
         };
         let result = build_result(&task, status, route, stages, failure.as_ref(), started);
@@ -286,6 +297,10 @@ impl HybridPlatform {
         if options.cancel.is_cancelled() {
             return Err((None, stages, PlatformError::Cancelled));
         }
+        let input = GuardContext::for_task(task);
+        if let Err(e) = self.check(Layer::Input, &input, t).await {
+            return Err((None, stages, e));
+        }
         t.go(TaskStatus::Routing, None)
             .await
             .map_err(|e| (None, Stages::new(), e))?;
@@ -311,6 +326,14 @@ impl HybridPlatform {
         if let Err(e) = t.go(TaskStatus::InProgress, None).await {
             return Err((Some(decision), stages, e));
         }
+        let at_platform = input.with_route(info.clone()).with_stage(
+            SINGLE_STAGE,
+            platform.agent_for(task),
+            platform.id(),
+        );
+        if let Err(e) = self.check(Layer::Platform, &at_platform, t).await {
+            return Err((Some(decision), stages, e));
+        }
         match self
             .run_stage(task, platform.as_ref(), SINGLE_STAGE, 0, t)
             .await
@@ -321,6 +344,52 @@ impl HybridPlatform {
             }
             Err(e) => Err((Some(decision), stages, e)),
         }
+    }
+
+    /// Runs one guardrail layer; an error stops the run.
+    async fn check(
+        &self,
+        layer: Layer,
+        ctx: &GuardContext,
+        t: &Run<'_>,
+    ) -> Result<(), PlatformError> {
+        let engine = self.guardrail_engine();
+        if engine.at(layer).next().is_none() {
+            return Ok(());
+        }
+        let approver = t
+            .options
+            .approver
+            .clone()
+            .unwrap_or_else(|| Arc::new(NoApprover));
+        let approval = ApprovalContext {
+            events: t.sink.clone(),
+            cancel: t.options.cancel.clone(),
+        };
+        guardrail_layers::check_layer(&engine, layer, ctx, &t.sink, approver.as_ref(), &approval)
+            .await
+    }
+
+    fn guardrail_engine(&self) -> Arc<GuardrailEngine> {
+        self.inner
+            .guardrails
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds a guardrail (the seed's `platform.add_guardrail(...)`); runs from then on.
+    pub fn add_guardrail(&self, guardrail: Guardrail) {
+        if let Ok(mut g) = self.inner.guardrails.write() {
+            let mut engine = (**g).clone();
+            engine.add_guardrail(guardrail);
+            *g = Arc::new(engine);
+        }
+    }
+
+    /// The active guardrails.
+    pub fn guardrails(&self) -> Vec<hybrid_guard::GuardrailInfo> {
+        self.guardrail_engine().list()
     }
 
     fn platform_for(&self, decision: &RouteDecision) -> Result<Arc<dyn Platform>, PlatformError> {
@@ -362,7 +431,8 @@ impl HybridPlatform {
             approver,
             t.sink.clone(),
             options.cancel.clone(),
-        );
+        )
+        .with_guardrails(self.guardrail_engine(), task.clone());
         let ctx = RunContext {
             stage: stage.to_owned(),
             events: t.sink.clone(),
@@ -375,6 +445,10 @@ impl HybridPlatform {
             r = platform.execute(task, &ctx) => r?,
             () = options.cancel.cancelled() => return Err(PlatformError::Cancelled),
         };
+        let output = GuardContext::for_task(task)
+            .with_stage(stage, result.agent.clone(), result.platform.clone())
+            .with_stage_result(stage, &result);
+        self.check(Layer::Output, &output, t).await?;
         t.store
             .put_stage(&task.id, position, stage, &result)
             .await?;

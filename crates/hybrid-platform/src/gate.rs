@@ -108,6 +108,7 @@ impl Approver for PreApproved {
 /// The command policy and the approver, for one run.
 pub struct PolicyGate {
     policy: Arc<CommandPolicy>,
+    guardrails: Option<(Arc<hybrid_guard::GuardrailEngine>, hybrid_core::Task)>,
     approver: Arc<dyn Approver>,
     events: Arc<EventSink>,
     cancel: CancellationToken,
@@ -130,11 +131,44 @@ impl PolicyGate {
     ) -> Self {
         PolicyGate {
             policy,
+            guardrails: None,
             approver,
             events,
             cancel,
             waiting: Mutex::new(0),
         }
+    }
+
+    /// Also evaluates the engine's L3 (execution) guardrails for `task`'s tool calls.
+    pub fn with_guardrails(
+        mut self,
+        engine: Arc<hybrid_guard::GuardrailEngine>,
+        task: hybrid_core::Task,
+    ) -> Self {
+        self.guardrails = Some((engine, task));
+        self
+    }
+
+    /// The L3 guardrails' outcome for one call.
+    async fn execution_guardrails(&self, request: &ToolRequest<'_>) -> hybrid_guard::Outcome {
+        let Some((engine, task)) = &self.guardrails else {
+            return hybrid_guard::Outcome::Pass;
+        };
+        if engine.at(hybrid_guard::Layer::Execution).next().is_none() {
+            return hybrid_guard::Outcome::Pass;
+        }
+        let ctx = hybrid_guard::GuardContext::for_task(task).with_tool(
+            hybrid_guard::ToolCall::new(request.tool, request.arguments.clone()),
+        );
+        let decision = engine.evaluate(hybrid_guard::Layer::Execution, &ctx).await;
+        if !decision.is_pass() {
+            self.note(format!(
+                "guardrails at execution for `{}`: {:?}",
+                request.tool, decision.outcome
+            ))
+            .await;
+        }
+        decision.outcome
     }
 
     async fn note(&self, message: String) {
@@ -164,48 +198,76 @@ impl PolicyGate {
 #[async_trait]
 impl ToolGate for PolicyGate {
     async fn check(&self, request: ToolRequest<'_>) -> GateDecision {
+        let guarded = self.execution_guardrails(&request).await;
+        if let hybrid_guard::Outcome::Block {
+            guardrail, message, ..
+        } = &guarded
+        {
+            return GateDecision::Deny {
+                rule: format!("guardrail:{guardrail}"),
+                reason: message.clone(),
+            };
+        }
         let command = match request.tool {
-            "bash" => match request.arguments.get("command").and_then(|c| c.as_str()) {
-                Some(c) => c.to_owned(),
-                // The tool itself reports the missing argument; nothing runs.
-                None => return GateDecision::Allow,
-            },
-            t if t.starts_with("mcp:") => t.to_owned(),
-            _ => return GateDecision::Allow,
+            "bash" => request
+                .arguments
+                .get("command")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned),
+            t if t.starts_with("mcp:") => Some(t.to_owned()),
+            _ => None,
         };
-        let decision = self.policy.check(&command);
-        self.note(format!(
-            "policy: {} `{}` (rule {}: {})",
-            decision.decision, command, decision.rule, decision.reason
-        ))
-        .await;
-        self.events
-            .audit(AuditNote {
-                agent: request.agent.to_owned(),
-                action: "policy_decision".into(),
-                command: Some(command.clone()),
-                output: Some(format!("{} (rule {}): {}", decision.decision, decision.rule, decision.reason)),
-                detail: serde_json::json!({
-                    "call_id": request.call_id, "tool": request.tool,
-                    "decision": decision.decision, "rule": decision.rule, "commands": decision.commands,
-                }),
-                ..AuditNote::default()
-            })
-            .await;
-        match decision.decision {
+        // (verdict, rule, reason) of the command policy, for the tools it judges.
+        let (mut verdict, mut rule, mut reason) = match &command {
+            Some(command) => {
+                let decision = self.policy.check(command);
+                self.note(format!(
+                    "policy: {} `{}` (rule {}: {})",
+                    decision.decision, command, decision.rule, decision.reason
+                ))
+                .await;
+                self.events
+                    .audit(AuditNote {
+                        agent: request.agent.to_owned(),
+                        action: "policy_decision".into(),
+                        command: Some(command.clone()),
+                        output: Some(format!(
+                            "{} (rule {}): {}",
+                            decision.decision, decision.rule, decision.reason
+                        )),
+                        detail: serde_json::json!({
+                            "call_id": request.call_id, "tool": request.tool,
+                            "decision": decision.decision, "rule": decision.rule,
+                            "commands": decision.commands,
+                        }),
+                        ..AuditNote::default()
+                    })
+                    .await;
+                (decision.decision, decision.rule, decision.reason)
+            }
+            // File tools are confined by the tools; a bash call without a
+            // command is reported by the tool itself; nothing else is judged.
+            None => (Verdict::Allow, "tool".to_owned(), String::new()),
+        };
+        if let (Verdict::Allow, hybrid_guard::Outcome::NeedsApproval { guardrail, message }) =
+            (verdict, &guarded)
+        {
+            verdict = Verdict::Approve;
+            rule = format!("guardrail:{guardrail}");
+            reason = message.clone();
+        }
+        let command = command.unwrap_or_else(|| format!("{} {}", request.tool, request.arguments));
+        match verdict {
             Verdict::Allow => GateDecision::Allow,
-            Verdict::Deny => GateDecision::Deny {
-                rule: decision.rule,
-                reason: decision.reason,
-            },
+            Verdict::Deny => GateDecision::Deny { rule, reason },
             Verdict::Approve => {
                 let ask = ApprovalAsk {
                     agent: request.agent.to_owned(),
                     call_id: request.call_id.to_owned(),
                     tool: request.tool.to_owned(),
                     command: command.clone(),
-                    rule: decision.rule.clone(),
-                    reason: decision.reason.clone(),
+                    rule: rule.clone(),
+                    reason: reason.clone(),
                 };
                 self.set_waiting(1).await;
                 let ctx = ApprovalContext {
@@ -243,7 +305,7 @@ impl ToolGate for PolicyGate {
                         command: Some(command.clone()),
                         output: Some(output),
                         approved_by,
-                        detail: serde_json::json!({"call_id": request.call_id, "tool": request.tool, "rule": decision.rule}),
+                        detail: serde_json::json!({"call_id": request.call_id, "tool": request.tool, "rule": rule}),
                     })
                     .await;
                 match answer {
@@ -252,7 +314,7 @@ impl ToolGate for PolicyGate {
                         GateDecision::Allow
                     }
                     ApprovalAnswer::Rejected { by, reason } => GateDecision::Deny {
-                        rule: decision.rule,
+                        rule,
                         reason: format!(
                             "not approved (rejected by {by}{})",
                             reason.map(|r| format!(": {r}")).unwrap_or_default()

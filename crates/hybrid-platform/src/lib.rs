@@ -13,6 +13,7 @@
 //! | [`roles`] | the seed's agent roles and their instructions |
 //! | [`context`] | [`RunContext`] and the batched event sink |
 //! | [`approvals`] | approvals kept in the store and answered from any process |
+//! | [`guardrail_layers`] | the guardrail engine at L1 input, L2 platform and L4 output |
 //! | [`gate`] | the command policy and approvals in front of every tool call |
 
 pub mod approvals;
@@ -21,6 +22,7 @@ pub mod context;
 pub mod error;
 pub mod facade;
 pub mod gate;
+pub mod guardrail_layers;
 pub mod llm_platform;
 pub mod mcp_servers;
 pub mod platform;

@@ -11,6 +11,7 @@
 //! | [`store`] | the [`Store`] trait and its records ([`TaskRecord`], [`TaskSummary`], [`TaskFilter`], [`StatusChange`], [`MetricsSnapshot`]) |
 //! | [`approval`] | approval requests: [`NewApproval`], [`Approval`], [`ApprovalStatus`], [`ApprovalFilter`] |
 //! | [`audit`] | the audit chain: [`AuditEntry`], [`AuditRecord`], [`AuditFilter`], [`AuditVerification`], the hash encoding |
+//! | [`budget`] | budgets per task, platform, submitter and day: [`BudgetScope`], [`BudgetCharge`], [`ChargeOutcome`], the ledger ([`LedgerEntry`]) |
 //! | [`redact`] | [`Redactor`]: secrets out of audit records |
 //! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
 //! | [`sqlite`] | [`SqliteStore`] |
@@ -30,6 +31,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod budget;
 mod codec;
 pub mod connect;
 pub mod error;
@@ -40,6 +42,7 @@ pub mod store;
 
 pub use approval::{Approval, ApprovalFilter, ApprovalStatus, NewApproval};
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification, BadRecord};
+pub use budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
 pub use connect::{connect, default_sqlite_url};
 pub use error::StoreError;
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};

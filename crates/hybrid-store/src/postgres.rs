@@ -9,6 +9,7 @@
 //! missing), which is how tests isolate themselves in a shared database;
 //! [`drop_postgres_schema`] removes it again.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use crate::approval::{
     self, Approval, ApprovalFilter, ApprovalParts, ApprovalStatus, ID_ATTEMPTS, NewApproval,
 };
 use crate::audit::{ChainVerifier, GENESIS_HASH, RawAudit, VERIFY_PAGE, timestamp_text};
+use crate::budget::{self, BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
 use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, micros, single_task,
 };
@@ -966,4 +968,168 @@ impl Store for PostgresStore {
         )
         .await
     }
+
+    async fn reserve_budget(&self, charge: &BudgetCharge) -> Result<ChargeOutcome, StoreError> {
+        let context = format!("reserving budget for task {}", charge.task_id);
+        let plan = budget::charge_plan(charge)?;
+        let keys: Vec<String> = plan.keys().cloned().collect();
+        let mut tx = self.begin(&context).await?;
+        let now = micros(Utc::now());
+        // Missing rows first (in key order), so that every scope has a row
+        // to lock; then lock them all, in key order.
+        for key in &keys {
+            sqlx::query(
+                "INSERT INTO budgets (scope, spent_nanos, updated_at) VALUES ($1, 0, $2) \
+                 ON CONFLICT (scope) DO NOTHING",
+            )
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT scope, spent_nanos FROM budgets WHERE scope = ANY($1) ORDER BY scope FOR UPDATE",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| StoreError::query(&context, e))?;
+        let spent: BTreeMap<String, i64> = rows.into_iter().collect();
+        let outcome = budget::decide(&plan, &spent, charge.amount);
+        if !outcome.is_charged() {
+            // Rolled back on drop: the rows inserted above go too.
+            return Ok(outcome);
+        }
+        for key in &keys {
+            add_to_budget(
+                &mut tx,
+                key,
+                charge.amount.nanos(),
+                LedgerKind::Reserve,
+                &charge.task_id,
+                &charge.note,
+                now,
+                &context,
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+        Ok(outcome)
+    }
+
+    async fn settle_budget(
+        &self,
+        scopes: &[BudgetScope],
+        reserved: Money,
+        actual: Money,
+        task_id: &TaskId,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let context = format!("settling budget for task {task_id}");
+        let delta = actual.nanos().saturating_sub(reserved.nanos());
+        let mut tx = self.begin(&context).await?;
+        let now = micros(Utc::now());
+        for key in budget::settle_keys(scopes) {
+            add_to_budget(
+                &mut tx,
+                &key,
+                delta,
+                LedgerKind::Settle,
+                task_id,
+                note,
+                now,
+                &context,
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))
+    }
+
+    async fn budget_spent(&self, scope: &BudgetScope) -> Result<Money, StoreError> {
+        let key = scope.key();
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT spent_nanos FROM budgets WHERE scope = $1")
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StoreError::query(format!("reading budget {key}"), e))?;
+        Ok(Money::from_nanos(row.map_or(0, |(n,)| n)))
+    }
+
+    async fn budget_ledger(&self, task: Option<&TaskId>) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT id, task_id, scope, kind, delta_nanos, note, at FROM budget_ledger WHERE 1 = 1",
+        );
+        if let Some(task) = task {
+            query
+                .push(" AND task_id = ")
+                .push_bind(task.as_str().to_owned());
+        }
+        query.push(" ORDER BY id");
+        let rows: Vec<LedgerRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading the budget ledger", e))?;
+        rows.into_iter()
+            .map(|(id, task_id, scope, kind, delta, note, at)| {
+                Ok(LedgerEntry {
+                    id,
+                    task_id: TaskId::from(task_id),
+                    scope: BudgetScope::parse(&scope)?,
+                    kind: LedgerKind::parse(&kind)?,
+                    delta: Money::from_nanos(delta),
+                    note,
+                    at,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A `budget_ledger` row as read.
+type LedgerRow = (i64, String, String, String, i64, String, DateTime<Utc>);
+
+/// Adds `delta` to a budget row (creating it) and writes the ledger row.
+#[allow(clippy::too_many_arguments)]
+async fn add_to_budget(
+    conn: &mut PgConnection,
+    key: &str,
+    delta: i64,
+    kind: LedgerKind,
+    task_id: &TaskId,
+    note: &str,
+    at: DateTime<Utc>,
+    context: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO budgets (scope, spent_nanos, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (scope) DO UPDATE SET spent_nanos = budgets.spent_nanos + EXCLUDED.spent_nanos, \
+         updated_at = EXCLUDED.updated_at",
+    )
+    .bind(key)
+    .bind(delta)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(context, e))?;
+    sqlx::query(
+        "INSERT INTO budget_ledger (task_id, scope, kind, delta_nanos, note, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(task_id.as_str())
+    .bind(key)
+    .bind(kind.as_str())
+    .bind(delta)
+    .bind(note)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(context, e))?;
+    Ok(())
 }

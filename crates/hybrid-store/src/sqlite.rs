@@ -24,12 +24,13 @@
 //! connection (each connection would be a separate database), which then does
 //! the reads and the writes.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hybrid_core::{Event, RouteInfo, StageResult, Task, TaskId, TaskResult, TaskStatus};
+use hybrid_core::{Event, Money, RouteInfo, StageResult, Task, TaskId, TaskResult, TaskStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -40,6 +41,7 @@ use crate::approval::{
     self, Approval, ApprovalFilter, ApprovalParts, ApprovalStatus, ID_ATTEMPTS, NewApproval,
 };
 use crate::audit::{ChainVerifier, GENESIS_HASH, RawAudit, VERIFY_PAGE};
+use crate::budget::{self, BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
 use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, single_task,
 };
@@ -1041,6 +1043,160 @@ impl Store for SqliteStore {
         )
         .await
     }
+
+    async fn reserve_budget(&self, charge: &BudgetCharge) -> Result<ChargeOutcome, StoreError> {
+        let context = format!("reserving budget for task {}", charge.task_id);
+        let plan = budget::charge_plan(charge)?;
+        let mut tx = self.begin_write(&context).await?;
+        let mut spent = BTreeMap::new();
+        for key in plan.keys() {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT spent_nanos FROM budgets WHERE scope = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::query(&context, e))?;
+            if let Some((nanos,)) = row {
+                spent.insert(key.clone(), nanos);
+            }
+        }
+        let outcome = budget::decide(&plan, &spent, charge.amount);
+        if !outcome.is_charged() {
+            // Dropping the transaction rolls it back: nothing changed.
+            return Ok(outcome);
+        }
+        let at = ts(Utc::now());
+        for key in plan.keys() {
+            add_to_budget(
+                &mut tx,
+                key,
+                charge.amount.nanos(),
+                LedgerKind::Reserve,
+                &charge.task_id,
+                &charge.note,
+                &at,
+                &context,
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+        Ok(outcome)
+    }
+
+    async fn settle_budget(
+        &self,
+        scopes: &[BudgetScope],
+        reserved: Money,
+        actual: Money,
+        task_id: &TaskId,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let context = format!("settling budget for task {task_id}");
+        let delta = actual.nanos().saturating_sub(reserved.nanos());
+        let mut tx = self.begin_write(&context).await?;
+        let at = ts(Utc::now());
+        for key in budget::settle_keys(scopes) {
+            add_to_budget(
+                &mut tx,
+                &key,
+                delta,
+                LedgerKind::Settle,
+                task_id,
+                note,
+                &at,
+                &context,
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))
+    }
+
+    async fn budget_spent(&self, scope: &BudgetScope) -> Result<Money, StoreError> {
+        let key = scope.key();
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT spent_nanos FROM budgets WHERE scope = $1")
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StoreError::query(format!("reading budget {key}"), e))?;
+        Ok(Money::from_nanos(row.map_or(0, |(n,)| n)))
+    }
+
+    async fn budget_ledger(&self, task: Option<&TaskId>) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, task_id, scope, kind, delta_nanos, note, at FROM budget_ledger WHERE 1 = 1",
+        );
+        if let Some(task) = task {
+            query
+                .push(" AND task_id = ")
+                .push_bind(task.as_str().to_owned());
+        }
+        query.push(" ORDER BY id");
+        let rows: Vec<LedgerRow> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading the budget ledger", e))?;
+        rows.into_iter()
+            .map(|(id, task_id, scope, kind, delta, note, at)| {
+                Ok(LedgerEntry {
+                    id,
+                    task_id: TaskId::from(task_id),
+                    scope: BudgetScope::parse(&scope)?,
+                    kind: LedgerKind::parse(&kind)?,
+                    delta: Money::from_nanos(delta),
+                    note,
+                    at: parse_ts(&at, "budget ledger row")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A `budget_ledger` row as read.
+type LedgerRow = (i64, String, String, String, i64, String, String);
+
+/// Adds `delta` to a budget row (creating it) and writes the ledger row.
+#[allow(clippy::too_many_arguments)]
+async fn add_to_budget(
+    conn: &mut SqliteConnection,
+    key: &str,
+    delta: i64,
+    kind: LedgerKind,
+    task_id: &TaskId,
+    note: &str,
+    at: &str,
+    context: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO budgets (scope, spent_nanos, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (scope) DO UPDATE SET spent_nanos = budgets.spent_nanos + excluded.spent_nanos, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(key)
+    .bind(delta)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(context, e))?;
+    sqlx::query(
+        "INSERT INTO budget_ledger (task_id, scope, kind, delta_nanos, note, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(task_id.as_str())
+    .bind(key)
+    .bind(kind.as_str())
+    .bind(delta)
+    .bind(note)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::query(context, e))?;
+    Ok(())
 }
 
 /// The file locked while migrating `db`: `db` with `-migrate.lock` appended.

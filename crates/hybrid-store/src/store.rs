@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::StoreError;
 use crate::approval::{Approval, ApprovalFilter, NewApproval};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
+use crate::budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry};
 
 /// Durable task state, the same for every backend.
 ///
@@ -29,10 +30,12 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
 /// | `events` | [`Event`] | (`task_id`, `seq`) | `event_type`, `at`, the event JSON |
 /// | `stages` | stage of a task | (`task_id`, `position`) | `name`, `agent`, `platform`, the [`StageResult`] JSON |
 /// | `approvals` | approval request | `id` (`ap_…`) | `task_id` (foreign key), `call_id`, `agent`, `tool`, `command`, `rule`, `reason`, `status` (`pending`, `approved`, `rejected`, `expired`), `requested_at`, `expires_at`, `decided_by`, `decided_at`, `note` — see [`approval`](crate::approval) |
+/// | `budgets` | budget scope | `scope` (`task:<id>`, `platform:<name>`, `submitter:<name>`, `day:<YYYY-MM-DD>`) | `spent_nanos`, `updated_at` — see [`budget`](crate::budget) |
+/// | `budget_ledger` | reservation or settlement of one scope | `id` (insertion order) | `task_id` (no foreign key), `scope`, `kind` (`reserve`, `settle`), `delta_nanos`, `note`, `at` |
 /// | `audit_log` | audit record | `seq` (1, 2, 3 … without gaps) | `at`, `task_id` (no foreign key), `agent`, `action`, `command`, `output`, `user_name`, `approved_by`, `detail` (canonical JSON), `prev_hash`, `hash` — see [`audit`](crate::audit) |
 ///
 /// Indexes: `tasks(status)`, `tasks(created_at)`, `status_changes(task_id, id)`,
-/// `audit_log(task_id, seq)`, `approvals(status, requested_at)`, `approvals(task_id)`;
+/// `audit_log(task_id, seq)`, `budget_ledger(task_id, id)`, `budget_ledger(scope, id)`, `approvals(status, requested_at)`, `approvals(task_id)`;
 /// `events(task_id, seq)` and `stages(task_id, position)` are primary keys.
 /// Money is stored as integer nano-dollars; JSON is `TEXT` in SQLite and
 /// `JSON` in PostgreSQL (not `JSONB`, which would reorder keys and lose stage
@@ -160,6 +163,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `note`. Same compare-and-set and errors as
     /// [`decide_approval`](Store::decide_approval).
     async fn expire_approval(&self, id: &str, note: &str) -> Result<Approval, StoreError>;
+
+    /// Charges `charge.amount` (an estimate, before a model call) to every
+    /// scope of the charge if none of them would then have spent more than
+    /// its limit, and writes one `reserve` ledger row per scope; else changes
+    /// nothing and reports the first scope (in key order) that would go over.
+    ///
+    /// Atomic across processes: SQLite reads and writes in one `BEGIN
+    /// IMMEDIATE` transaction; PostgreSQL inserts missing scope rows (`ON
+    /// CONFLICT DO NOTHING`) and locks them with `SELECT … FOR UPDATE` in key
+    /// order, so concurrent reservations never take a scope past its limit.
+    /// A negative amount is an [`StoreError::Encode`].
+    async fn reserve_budget(&self, charge: &BudgetCharge) -> Result<ChargeOutcome, StoreError>;
+
+    /// After the call: moves every scope by `actual − reserved` (past its
+    /// limit if need be — actual usage is always recorded) and writes one
+    /// `settle` ledger row per scope, in one transaction.
+    async fn settle_budget(
+        &self,
+        scopes: &[BudgetScope],
+        reserved: Money,
+        actual: Money,
+        task_id: &TaskId,
+        note: &str,
+    ) -> Result<(), StoreError>;
+
+    /// What a scope has spent (zero if never charged).
+    async fn budget_spent(&self, scope: &BudgetScope) -> Result<Money, StoreError>;
+
+    /// The ledger, oldest first: one task's rows, or all of them.
+    async fn budget_ledger(&self, task: Option<&TaskId>) -> Result<Vec<LedgerEntry>, StoreError>;
 }
 
 /// A task as stored.

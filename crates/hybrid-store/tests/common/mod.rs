@@ -84,6 +84,12 @@ macro_rules! store_suite {
             approval_concurrent_deciders_one_wins,
             approval_expire,
             approval_unknown_id_or_task,
+            budget_reserve_within_and_exceeding,
+            budget_settle_up_and_down,
+            budget_several_scopes_all_or_none,
+            budget_concurrent_reservers_never_exceed,
+            budget_survives_reopen,
+            budget_overlapping_scopes_in_any_order,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -1538,3 +1538,271 @@ pub async fn approval_unknown_id_or_task(db: Arc<dyn Opener>) {
     assert_eq!(store.get_approval("ap_zzzzzzzzzz").await.unwrap(), None);
     assert_eq!(store.get_approval("").await.unwrap(), None);
 }
+
+// ---------------------------------------------------------------- budgets
+
+fn platform(name: &str) -> hybrid_store::BudgetScope {
+    hybrid_store::BudgetScope::Platform(name.into())
+}
+
+fn charge(
+    scopes: &[(hybrid_store::BudgetScope, Money)],
+    amount: Money,
+    note: &str,
+) -> hybrid_store::BudgetCharge {
+    hybrid_store::BudgetCharge {
+        scopes: scopes.to_vec(),
+        amount,
+        task_id: TaskId::from("budget-task"),
+        note: note.into(),
+    }
+}
+
+pub async fn budget_reserve_within_and_exceeding(db: Arc<dyn Opener>) {
+    use hybrid_store::{BudgetScope, ChargeOutcome, LedgerKind};
+    let store = db.open().await;
+    let openai = platform("openai");
+    assert_eq!(store.budget_spent(&openai).await.unwrap(), Money::ZERO);
+    let first = store
+        .reserve_budget(&charge(&[(openai.clone(), usd(10.0))], usd(6.0), "est 1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        ChargeOutcome::Charged {
+            balances: vec![(openai.clone(), usd(6.0))]
+        }
+    );
+    // Exactly to the limit is allowed.
+    assert!(
+        store
+            .reserve_budget(&charge(&[(openai.clone(), usd(10.0))], usd(4.0), "est 2"))
+            .await
+            .unwrap()
+            .is_charged()
+    );
+    let over = store
+        .reserve_budget(&charge(&[(openai.clone(), usd(10.0))], usd(0.01), "est 3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        over,
+        ChargeOutcome::WouldExceed {
+            scope: openai.clone(),
+            spent: usd(10.0),
+            limit: usd(10.0),
+            amount: usd(0.01),
+        }
+    );
+    assert_eq!(store.budget_spent(&openai).await.unwrap(), usd(10.0));
+    let ledger = store.budget_ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 2, "a refused reservation writes no row");
+    assert_eq!(ledger[0].kind, LedgerKind::Reserve);
+    assert_eq!(ledger[0].delta, usd(6.0));
+    assert_eq!(ledger[0].note, "est 1");
+    assert_eq!(ledger[0].scope, openai);
+    assert_eq!(ledger[1].delta, usd(4.0));
+    assert_eq!(ledger[0].task_id, TaskId::from("budget-task"));
+    assert!(ledger[0].id < ledger[1].id);
+    // A new scope with a limit below the amount is refused and left absent.
+    let day = BudgetScope::Day(chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap());
+    let refused = store
+        .reserve_budget(&charge(&[(day.clone(), usd(1.0))], usd(2.0), "big"))
+        .await
+        .unwrap();
+    assert!(!refused.is_charged());
+    assert_eq!(store.budget_spent(&day).await.unwrap(), Money::ZERO);
+    // A negative amount is refused as an error.
+    assert!(
+        store
+            .reserve_budget(&charge(&[(day, usd(1.0))], Money::from_nanos(-1), "neg"))
+            .await
+            .is_err()
+    );
+}
+
+pub async fn budget_settle_up_and_down(db: Arc<dyn Opener>) {
+    use hybrid_store::LedgerKind;
+    let store = db.open().await;
+    let task = TaskId::from("budget-task");
+    let scopes = vec![
+        (hybrid_store::BudgetScope::Task(task.clone()), usd(1.0)),
+        (platform("claude"), usd(1.0)),
+    ];
+    let names: Vec<_> = scopes.iter().map(|(s, _)| s.clone()).collect();
+    assert!(
+        store
+            .reserve_budget(&charge(&scopes, usd(0.5), "estimate"))
+            .await
+            .unwrap()
+            .is_charged()
+    );
+    // Actual below the estimate: the difference is given back.
+    store
+        .settle_budget(&names, usd(0.5), usd(0.2), &task, "actual")
+        .await
+        .unwrap();
+    for scope in &names {
+        assert_eq!(store.budget_spent(scope).await.unwrap(), usd(0.2));
+    }
+    // Actual above the estimate goes past the limit: always recorded.
+    assert!(
+        store
+            .reserve_budget(&charge(&scopes, usd(0.7), "estimate 2"))
+            .await
+            .unwrap()
+            .is_charged()
+    );
+    store
+        .settle_budget(&names, usd(0.7), usd(1.3), &task, "actual 2")
+        .await
+        .unwrap();
+    for scope in &names {
+        assert_eq!(store.budget_spent(scope).await.unwrap(), usd(1.5));
+    }
+    assert!(
+        !store
+            .reserve_budget(&charge(&scopes, Money::ZERO, "nothing left"))
+            .await
+            .unwrap()
+            .is_charged()
+    );
+    let ledger = store.budget_ledger(Some(&task)).await.unwrap();
+    let settles: Vec<_> = ledger
+        .iter()
+        .filter(|e| e.kind == LedgerKind::Settle)
+        .map(|e| e.delta)
+        .collect();
+    assert_eq!(settles, vec![usd(-0.3), usd(-0.3), usd(0.6), usd(0.6)]);
+    assert_eq!(ledger.len(), 8);
+    assert!(
+        store
+            .budget_ledger(Some(&TaskId::from("other")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn budget_several_scopes_all_or_none(db: Arc<dyn Opener>) {
+    use hybrid_store::{BudgetScope, ChargeOutcome};
+    let store = db.open().await;
+    let alice = BudgetScope::Submitter("alice".into());
+    let openai = platform("openai");
+    let task = BudgetScope::Task(TaskId::from("t-1"));
+    let scopes = vec![
+        (task.clone(), usd(5.0)),
+        (openai.clone(), usd(100.0)),
+        (alice.clone(), usd(2.0)),
+    ];
+    let outcome = store
+        .reserve_budget(&charge(&scopes, usd(1.5), "one"))
+        .await
+        .unwrap();
+    let ChargeOutcome::Charged { balances } = outcome else {
+        panic!("not charged: {outcome:?}");
+    };
+    assert_eq!(balances.len(), 3);
+    assert!(balances.iter().all(|(_, spent)| *spent == usd(1.5)));
+    // Alice's budget would go over: none of the three is charged.
+    let outcome = store
+        .reserve_budget(&charge(&scopes, usd(1.0), "two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ChargeOutcome::WouldExceed {
+            scope: alice.clone(),
+            spent: usd(1.5),
+            limit: usd(2.0),
+            amount: usd(1.0),
+        }
+    );
+    for scope in [&task, &openai, &alice] {
+        assert_eq!(store.budget_spent(scope).await.unwrap(), usd(1.5));
+    }
+    assert_eq!(store.budget_ledger(None).await.unwrap().len(), 3);
+}
+
+pub async fn budget_concurrent_reservers_never_exceed(db: Arc<dyn Opener>) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let scope = platform("openai");
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let scope = scope.clone();
+        handles.push(tokio::spawn(async move {
+            store
+                .reserve_budget(&charge(&[(scope, usd(10.0))], usd(1.0), &format!("r{i}")))
+                .await
+                .unwrap()
+                .is_charged()
+        }));
+    }
+    let mut charged = 0;
+    for handle in handles {
+        if handle.await.unwrap() {
+            charged += 1;
+        }
+    }
+    assert_eq!(charged, 10);
+    assert_eq!(a.budget_spent(&scope).await.unwrap(), usd(10.0));
+    assert_eq!(b.budget_ledger(None).await.unwrap().len(), 10);
+}
+
+pub async fn budget_survives_reopen(db: Arc<dyn Opener>) {
+    let alice = hybrid_store::BudgetScope::Submitter("alice".into());
+    {
+        let store = db.open().await;
+        assert!(
+            store
+                .reserve_budget(&charge(&[(alice.clone(), usd(3.0))], usd(2.0), "before"))
+                .await
+                .unwrap()
+                .is_charged()
+        );
+    }
+    let store = db.open().await;
+    assert_eq!(store.budget_spent(&alice).await.unwrap(), usd(2.0));
+    assert!(
+        !store
+            .reserve_budget(&charge(&[(alice.clone(), usd(3.0))], usd(2.0), "after"))
+            .await
+            .unwrap()
+            .is_charged()
+    );
+    assert_eq!(store.budget_ledger(None).await.unwrap().len(), 1);
+}
+
+pub async fn budget_overlapping_scopes_in_any_order(db: Arc<dyn Opener>) {
+    // Reservers name the same two scopes in opposite orders: no deadlock,
+    // and the tighter limit holds.
+    let a = db.open().await;
+    let b = db.open().await;
+    let tight = platform("a-tight");
+    let loose = hybrid_store::BudgetScope::Submitter("z-loose".into());
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let scopes = if i % 2 == 0 {
+            vec![(tight.clone(), usd(5.0)), (loose.clone(), usd(100.0))]
+        } else {
+            vec![(loose.clone(), usd(100.0)), (tight.clone(), usd(5.0))]
+        };
+        handles.push(tokio::spawn(async move {
+            store
+                .reserve_budget(&charge(&scopes, usd(1.0), "r"))
+                .await
+                .unwrap()
+                .is_charged()
+        }));
+    }
+    let mut charged = 0;
+    for handle in handles {
+        charged += usize::from(handle.await.unwrap());
+    }
+    assert_eq!(charged, 5);
+    assert_eq!(a.budget_spent(&tight).await.unwrap(), usd(5.0));
+    assert_eq!(b.budget_spent(&loose).await.unwrap(), usd(5.0));
+}

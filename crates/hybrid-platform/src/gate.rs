@@ -7,6 +7,8 @@
 //! | file tools, `glob`, `grep` | allowed: they are confined to the workspace by the tools themselves |
 //! | `http_request`, `notify` | allowed: they exist only when the configuration enables them |
 //!
+//! The guardrail engine's L3 (execution) rules run first: a block refuses
+//! the call, a needs-approval turns an allowed call into one that waits.
 //! A policy verdict of `approve` asks the run's [`Approver`]; while it waits
 //! the task is `awaiting_approval`. Denials and rejections go back to the model
 //! as tool errors. Every decision is a task event.

@@ -44,6 +44,9 @@ pub enum Command {
     /// Tool calls waiting for a person.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// The active guardrails.
+    #[command(subcommand)]
+    Guardrails(GuardrailsCommand),
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -119,6 +122,9 @@ pub struct RunArgs {
     /// Answer approvals yes for this run, recorded as NAME.
     #[arg(long, value_name = "NAME")]
     pub approve_as: Option<String>,
+    /// Evaluate routing and the L1/L2 guardrails only: no model call, nothing stored.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Seconds an approval waits before it counts as rejected.
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub approval_timeout: u64,
@@ -190,6 +196,13 @@ pub enum ApprovalsCommand {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+}
+
+/// `hybrid guardrails …`.
+#[derive(Debug, Subcommand)]
+pub enum GuardrailsCommand {
+    /// Every guardrail: name, kind, layer, where it came from, message.
+    List,
 }
 
 /// `hybrid audit …`.

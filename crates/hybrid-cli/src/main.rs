@@ -18,6 +18,23 @@ use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
+    // A bug must still reach the user as one line, never as a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "hybrid: internal error{at}: {} (please report this)",
+            one_line(&what)
+        );
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -55,6 +72,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Metrics => commands::metrics::metrics(&global).await,
         Command::Policy(cmd) => commands::policy::policy(&global, cmd),
         Command::Approvals(cmd) => commands::approvals::approvals(&global, cmd).await,
+        Command::Guardrails(cmd) => commands::guardrails::guardrails(&global, cmd).await,
         Command::Audit(cmd) => commands::audit::audit(&global, cmd).await,
     }
 }

@@ -57,6 +57,24 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
+/// What a dry run found: where the task would go and what L1 and L2 decide.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRun {
+    /// The routing decision.
+    pub route: hybrid_core::RouteInfo,
+    /// L1 (input) guardrails.
+    pub input: hybrid_guard::Decision,
+    /// L2 (platform) guardrails.
+    pub platform: hybrid_guard::Decision,
+}
+
+impl DryRun {
+    /// Whether the task would be stopped before any model call.
+    pub fn is_blocked(&self) -> bool {
+        self.input.is_blocked() || self.platform.is_blocked()
+    }
+}
+
 /// Routes tasks to platforms, runs them, records everything.
 #[derive(Debug, Clone)]
 pub struct HybridPlatform {
@@ -384,6 +402,34 @@ impl HybridPlatform {
             let mut engine = (**g).clone();
             engine.add_guardrail(guardrail);
             *g = Arc::new(engine);
+        }
+    }
+
+    /// Routing plus the L1 and L2 guardrails for `task`, without calling a
+    /// model or storing anything (`hybrid run --dry-run`).
+    pub async fn dry_run(&self, task: &Task, platform: Option<&str>) -> DryRun {
+        let decision = match platform {
+            Some(p) if p != "auto" => router::explicit(p),
+            _ => self.route(task),
+        };
+        let engine = self.guardrail_engine();
+        let input = GuardContext::for_task(task);
+        let input_decision = engine.evaluate(Layer::Input, &input).await;
+        let agent = self
+            .registry()
+            .get(&decision.platform)
+            .map(|p| p.agent_for(task))
+            .unwrap_or_default();
+        let at_platform = input.with_route(decision.to_info()).with_stage(
+            SINGLE_STAGE,
+            agent,
+            &decision.platform,
+        );
+        let platform_decision = engine.evaluate(Layer::Platform, &at_platform).await;
+        DryRun {
+            route: decision.to_info(),
+            input: input_decision,
+            platform: platform_decision,
         }
     }
 

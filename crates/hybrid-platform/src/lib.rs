@@ -34,7 +34,7 @@ pub use approvals::{LocalPrompt, StoreApprover};
 pub use config::{ConfigError, HybridConfig};
 pub use context::{EventSink, RunContext};
 pub use error::PlatformError;
-pub use facade::{HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
+pub use facade::{DryRun, HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
 pub use gate::{
     ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, NoApprover, PolicyGate, PreApproved,
 };

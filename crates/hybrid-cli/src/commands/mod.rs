@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod guardrails;
 pub mod metrics;
 pub mod policy;
 pub mod route;

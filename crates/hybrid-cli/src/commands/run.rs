@@ -56,6 +56,29 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         ));
     }
 
+    if args.dry_run {
+        let dry = platform.dry_run(&task, Some(&args.platform)).await;
+        if global.json || args.stream {
+            print_json(&dry)?;
+        } else {
+            write_stdout(&format!(
+                "route     {} (rule {}: {})\ninput     {}\nplatform  {}\n",
+                dry.route.platform,
+                dry.route.rule,
+                dry.route.reason,
+                describe(&dry.input),
+                describe(&dry.platform)
+            ))?;
+        }
+        return if dry.is_blocked() {
+            Err(Failure::new(
+                exit_code::BLOCKED,
+                "dry run: a guardrail would block this task",
+            ))
+        } else {
+            Ok(exit_code::OK)
+        };
+    }
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
     let approver: Arc<dyn Approver> = match &args.approve_as {
@@ -124,6 +147,20 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
                 _ => e.to_string(),
             };
             Err(Failure::new(code, message))
+        }
+    }
+}
+
+/// One line for a layer's decision.
+fn describe(d: &hybrid_guard::Decision) -> String {
+    use hybrid_guard::Outcome;
+    match &d.outcome {
+        Outcome::Pass => "pass".to_owned(),
+        Outcome::Block {
+            guardrail, message, ..
+        } => format!("block by {guardrail}: {message}"),
+        Outcome::NeedsApproval { guardrail, message } => {
+            format!("needs approval ({guardrail}): {message}")
         }
     }
 }

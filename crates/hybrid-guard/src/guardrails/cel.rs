@@ -65,6 +65,9 @@ fn first_parse_error(text: &str) -> String {
     one_line(first)
 }
 
+/// Serialises the panic-hook swap around the CEL parser.
+static SILENCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl CelCondition {
     /// Compiles and checks `source`; the error is one line, without the rule name.
     pub(crate) fn compile(source: &str) -> Result<Self, String> {
@@ -72,8 +75,19 @@ impl CelCondition {
             return Err("empty CEL expression".to_owned());
         }
         // The ANTLR-generated parser panics on some malformed input (e.g. a
-        // trailing operator); that is a parse error too, never a crash.
-        let parsed = std::panic::catch_unwind(|| Program::compile(source));
+        // trailing operator); that is a parse error too, never a crash, and
+        // its panic message must not reach the user: the hook is silenced
+        // while the parser runs (compiles are serialised: the hook is global).
+        let parsed = {
+            let _one_at_a_time = SILENCE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let parsed = std::panic::catch_unwind(|| Program::compile(source));
+            std::panic::set_hook(previous);
+            parsed
+        };
         let program = match parsed {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {

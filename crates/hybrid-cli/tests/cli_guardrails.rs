@@ -1,0 +1,142 @@
+//! `hybrid guardrails list`, `hybrid run --dry-run`, and bad guardrail
+//! configuration, through the binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const COST_LIMIT: &str = "[[guardrails]]\nname = \"cost_limit\"\nkind = \"block\"\nlayer = \"platform\"\nwhen = \"task.estimated_cost > 10.0\"\nmessage = \"Task exceeds $10 cost limit\"\n";
+
+fn hybrid(dir: &std::path::Path, config: &str, args: &[&str]) -> Output {
+    let path = dir.join("hybrid.toml");
+    std::fs::write(&path, config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hybrid"))
+        .current_dir(dir)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("HYBRID_DATABASE_URL")
+        .env("RUST_BACKTRACE", "1")
+        .arg("--config")
+        .arg(&path)
+        .args(["--db", &format!("sqlite://{}", dir.join("h.db").display())])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn dry_run_routes_and_evaluates_l1_l2_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hybrid(
+        dir.path(),
+        COST_LIMIT,
+        &[
+            "run",
+            "--dry-run",
+            "--json",
+            "--estimated-cost",
+            "12",
+            "Big job",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = json(&out);
+    assert_eq!(d["route"]["platform"], "openai");
+    assert_eq!(d["input"]["outcome"]["outcome"], "pass");
+    assert_eq!(d["platform"]["outcome"]["outcome"], "block");
+    assert_eq!(d["platform"]["outcome"]["guardrail"], "cost_limit");
+    let out = hybrid(
+        dir.path(),
+        COST_LIMIT,
+        &[
+            "run",
+            "--dry-run",
+            "--json",
+            "--estimated-cost",
+            "2",
+            "Small job",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["platform"]["outcome"]["outcome"], "pass");
+    // No API key was needed and no task was stored.
+    let list = hybrid(dir.path(), COST_LIMIT, &["tasks", "list", "--json"]);
+    assert_eq!(json(&list), serde_json::json!([]));
+}
+
+#[test]
+fn guardrails_list_shows_the_file_rules_and_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hybrid(dir.path(), COST_LIMIT, &["guardrails", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(&out);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["cost_limit", "command_policy"]);
+    assert_eq!(list[0]["layer"], "platform");
+    assert!(list[0]["source"].as_str().unwrap().starts_with("cel:"));
+    assert!(list[0]["from"].as_str().unwrap().ends_with("hybrid.toml"));
+    assert_eq!(list[1]["from"], "the seed's default policy");
+}
+
+#[test]
+fn bad_guardrail_configuration_is_one_line_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, needle) in [
+        (
+            "[[guardrails]]\nname = \"g\"\nkind = \"stop\"\n",
+            "guardrails[0].kind",
+        ),
+        (
+            "[[guardrails]]\nname = \"g\"\nkind = \"block\"\nlayer = \"l9\"\n",
+            "guardrails[0].layer",
+        ),
+        (
+            "[[guardrails]]\nname = \"g\"\nkind = \"block\"\nwhen = \"task.nope > 1\"\n",
+            "nope",
+        ),
+        (
+            "[[guardrails]]\nname = \"g\"\nkind = \"block\"\nwhen = \"task.priority >\"\n",
+            "guardrails[0]",
+        ),
+        ("[budgets]\nper_day_usd = -5.0\n", "budgets.per_day_usd"),
+    ] {
+        let out = hybrid(dir.path(), config, &["guardrails", "list"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{config}: {err}");
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("hybrid: error:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(
+            lines[0].contains(needle) && lines[0].contains("hybrid.toml:"),
+            "`{needle}` not in {err}"
+        );
+    }
+}

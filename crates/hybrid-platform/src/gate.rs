@@ -164,11 +164,7 @@ impl PolicyGate {
         );
         let decision = engine.evaluate(hybrid_guard::Layer::Execution, &ctx).await;
         if !decision.is_pass() {
-            self.note(format!(
-                "guardrails at execution for `{}`: {:?}",
-                request.tool, decision.outcome
-            ))
-            .await;
+            crate::guardrail_layers::record(&decision, &self.events).await;
         }
         decision.outcome
     }

@@ -83,7 +83,8 @@ pub async fn check_layer(
     }
 }
 
-async fn record(decision: &Decision, sink: &EventSink) {
+/// Records every triggered outcome of `decision` as an event and an audit record.
+pub(crate) async fn record(decision: &Decision, sink: &EventSink) {
     for o in &decision.triggered {
         let (name, verdict, message) = match o {
             Outcome::Pass => continue,

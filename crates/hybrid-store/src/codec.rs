@@ -135,6 +135,10 @@ pub(crate) struct RawMetrics {
     pub cost_nanos: Option<i64>,
     /// Tasks with a result and no cost.
     pub unpriced: i64,
+    /// `(guardrail, count)` of audited guardrail triggers.
+    pub guardrail_triggers: Vec<(String, i64)>,
+    /// `(kind or outcome, count)` of audited guardrail triggers.
+    pub guardrail_kinds: Vec<(String, i64)>,
 }
 
 impl RawMetrics {
@@ -179,8 +183,17 @@ impl RawMetrics {
             },
             cost_usd: Money::from_nanos(self.cost_nanos.unwrap_or(0)),
             unpriced_tasks: from_db_int(self.unpriced, "unpriced task count")?,
+            guardrail_triggers: counts(self.guardrail_triggers, "guardrail count")?,
+            guardrail_kinds: counts(self.guardrail_kinds, "guardrail kind count")?,
         })
     }
+}
+
+/// `(name, count)` rows as a map.
+fn counts(rows: Vec<(String, i64)>, what: &str) -> Result<BTreeMap<String, u64>, StoreError> {
+    rows.into_iter()
+        .map(|(k, n)| Ok((k, from_db_int(n, what)?)))
+        .collect()
 }
 
 /// `part` as a percentage of `whole`, 0.0 when `whole` is 0.

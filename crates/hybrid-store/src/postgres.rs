@@ -761,6 +761,20 @@ impl Store for PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
+        let guardrail_triggers: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(command, ''), COUNT(*) FROM audit_log \
+             WHERE action = 'guardrail' GROUP BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let guardrail_kinds: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(COALESCE(detail->>'kind', detail->>'outcome'), 'unknown'), COUNT(*) \
+             FROM audit_log WHERE action = 'guardrail' GROUP BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
         let (avg_duration_ms, input, output, cache_read, cache_write, cost_nanos, unpriced) = sums;
         RawMetrics {
@@ -773,6 +787,8 @@ impl Store for PostgresStore {
             cache_write_tokens: cache_write,
             cost_nanos,
             unpriced,
+            guardrail_triggers,
+            guardrail_kinds,
         }
         .into_snapshot()
     }

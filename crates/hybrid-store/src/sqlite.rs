@@ -840,6 +840,20 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
+        let guardrail_triggers: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(command, ''), COUNT(*) FROM audit_log \
+             WHERE action = 'guardrail' GROUP BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let guardrail_kinds: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(COALESCE(json_extract(detail, '$.kind'), json_extract(detail, '$.outcome')), 'unknown'), COUNT(*) \
+             FROM audit_log WHERE action = 'guardrail' GROUP BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
         let (avg_duration_ms, input, output, cache_read, cache_write, cost_nanos, unpriced) = sums;
         RawMetrics {
@@ -852,6 +866,8 @@ impl Store for SqliteStore {
             cache_write_tokens: cache_write,
             cost_nanos,
             unpriced,
+            guardrail_triggers,
+            guardrail_kinds,
         }
         .into_snapshot()
     }

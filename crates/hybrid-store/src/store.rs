@@ -290,4 +290,11 @@ pub struct MetricsSnapshot {
     pub cost_usd: Money,
     /// Tasks with a stored result whose cost was unknown.
     pub unpriced_tasks: u64,
+    /// Guardrail triggers by guardrail name (from the audit trail).
+    #[serde(default)]
+    pub guardrail_triggers: BTreeMap<String, u64>,
+    /// Guardrail triggers by outcome: the kind that blocked (`block`,
+    /// `cost_limit`, …) or `needs_approval`.
+    #[serde(default)]
+    pub guardrail_kinds: BTreeMap<String, u64>,
 }

@@ -38,6 +38,18 @@ pub async fn metrics(global: &Global) -> Result<u8, Failure> {
         "cost                 {} ({} tasks unpriced)",
         m.cost_usd, m.unpriced_tasks
     );
+    if !m.guardrail_triggers.is_empty() {
+        let _ = writeln!(s, "guardrail_triggers");
+        for (name, n) in &m.guardrail_triggers {
+            let _ = writeln!(s, "  {name:<18} {n}");
+        }
+        let kinds: Vec<String> = m
+            .guardrail_kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(s, "  by outcome: {}", kinds.join(", "));
+    }
     write_stdout(&s)?;
     Ok(exit_code::OK)
 }

@@ -67,6 +67,7 @@ macro_rules! store_suite {
             finish_round_trip,
             list_filter_limit_order,
             metrics_known_data_set,
+            metrics_count_guardrail_triggers,
             reopen_keeps_data,
             audit_chain_appends_and_verifies,
             audit_long_chain_verifies_across_pages,

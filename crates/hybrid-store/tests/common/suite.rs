@@ -703,6 +703,43 @@ pub async fn list_filter_limit_order(db: Arc<dyn Opener>) {
     );
 }
 
+pub async fn metrics_count_guardrail_triggers(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let trigger = |name: &str, detail: serde_json::Value| {
+        let mut e = hybrid_store::AuditEntry::new("guardrails", "guardrail", "system");
+        e.command = Some(name.to_owned());
+        e.detail = detail;
+        e
+    };
+    for entry in [
+        trigger(
+            "cost_limit",
+            serde_json::json!({"outcome": "block", "guardrail": "cost_limit", "kind": "cost_limit", "message": "m"}),
+        ),
+        trigger(
+            "cost_limit",
+            serde_json::json!({"outcome": "block", "guardrail": "cost_limit", "kind": "cost_limit", "message": "m"}),
+        ),
+        trigger(
+            "review",
+            serde_json::json!({"outcome": "needs_approval", "guardrail": "review", "message": "m"}),
+        ),
+        hybrid_store::AuditEntry::new("executor", "bash_command", "system"),
+    ] {
+        store.append_audit(&entry).await.unwrap();
+    }
+    let m = store.metrics().await.unwrap();
+    let map = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    assert_eq!(
+        m.guardrail_triggers,
+        map(&[("cost_limit", 2), ("review", 1)])
+    );
+    assert_eq!(
+        m.guardrail_kinds,
+        map(&[("cost_limit", 2), ("needs_approval", 1)])
+    );
+}
+
 pub async fn metrics_known_data_set(db: Arc<dyn Opener>) {
     let store = db.open().await;
     let empty = store.metrics().await.unwrap();

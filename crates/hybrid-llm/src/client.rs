@@ -17,8 +17,10 @@ use serde::Serialize;
 use crate::assemble::CallContext;
 use crate::config::ProviderConfig;
 use crate::endpoint::add_extra_headers;
+use crate::estimate::{Calibration, CostEstimate, ProviderKind, estimate_request};
 use crate::transport::{PreparedRequest, StreamDecoder, Transport};
 use crate::{ChatRequest, ChatResponse, ChatStream, LlmError};
+use hybrid_core::Usage;
 
 /// One provider's wire format, as the shared client core needs it.
 pub(crate) trait WireProtocol: Send + Sync + 'static {
@@ -53,6 +55,12 @@ pub(crate) trait WireProtocol: Send + Sync + 'static {
 
     /// A decoder for one streamed call.
     fn new_decoder(ctx: CallContext) -> Self::Decoder;
+
+    /// How requests to this provider are counted for a cost estimate.
+    fn estimate_kind(config: &Self::Config) -> ProviderKind;
+
+    /// The output cap an estimate assumes when a request sets no `max_tokens`.
+    fn default_max_output_tokens(config: &Self::Config) -> u64;
 }
 
 /// A provider client's state: its config, endpoint, headers and pooled
@@ -64,6 +72,7 @@ pub(crate) struct ClientCore<P: WireProtocol> {
     url: Arc<str>,
     headers: HeaderMap,
     transport: Transport,
+    calibration: Calibration,
 }
 
 impl<P: WireProtocol> ClientCore<P> {
@@ -82,6 +91,7 @@ impl<P: WireProtocol> ClientCore<P> {
             url: Arc::from(url),
             headers,
             transport,
+            calibration: Calibration::new(),
         })
     }
 
@@ -120,6 +130,25 @@ impl<P: WireProtocol> ClientCore<P> {
                 .post_stream(prepared, P::map_error, move || P::new_decoder(ctx.clone())),
             Err(error) => futures_stream::once(async move { Err(error) }).boxed(),
         }
+    }
+
+    /// The worst-case estimate of `request`: the request's model, else the
+    /// configured one, priced with the config's price table.
+    pub(crate) fn estimate(&self, request: &ChatRequest) -> CostEstimate {
+        let model = request.model.as_deref().unwrap_or(self.config.model());
+        estimate_request(
+            P::estimate_kind(&self.config),
+            model,
+            request,
+            P::default_max_output_tokens(&self.config),
+            self.config.prices(),
+            &self.calibration,
+        )
+    }
+
+    /// Feeds the usage of a call made after `estimate` to the calibration.
+    pub(crate) fn observe_usage(&self, estimate: &CostEstimate, usage: &Usage) {
+        self.calibration.observe_usage(estimate, usage);
     }
 
     /// The POST for `request`, and what its response needs to be read.
@@ -171,6 +200,21 @@ macro_rules! forward_chat_model {
 
             fn stream(&self, request: $crate::ChatRequest) -> $crate::ChatStream {
                 self.inner.stream(&request)
+            }
+
+            fn estimate(
+                &self,
+                request: &$crate::ChatRequest,
+            ) -> Option<$crate::estimate::CostEstimate> {
+                Some(self.inner.estimate(request))
+            }
+
+            fn observe_usage(
+                &self,
+                estimate: &$crate::estimate::CostEstimate,
+                usage: &hybrid_core::Usage,
+            ) {
+                self.inner.observe_usage(estimate, usage);
             }
         }
     };

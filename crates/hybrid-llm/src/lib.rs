@@ -13,6 +13,7 @@
 //! | [`retry`] | the retry policy: attempts, jittered backoff, `retry-after` parsing |
 //! | [`sse`] | incremental server-sent-events decoding with an idle timeout |
 //! | [`pricing`] | the price table: cost per call, `None` for unknown models |
+//! | [`estimate`] | worst-case token count and cost of a request before sending it |
 //!
 //! ```no_run
 //! use hybrid_llm::openai::{OpenAiClient, OpenAiConfig};
@@ -42,6 +43,7 @@ mod config;
 mod endpoint;
 pub mod error;
 mod error_body;
+pub mod estimate;
 pub mod openai;
 pub mod pricing;
 pub mod retry;
@@ -51,6 +53,7 @@ pub mod types;
 
 pub use anthropic::{AnthropicClient, AnthropicConfig};
 pub use error::LlmError;
+pub use estimate::{Calibration, CostEstimate, EstimateMethod, ProviderKind};
 pub use openai::{OpenAiClient, OpenAiConfig};
 pub use pricing::{ModelPrice, PriceTable};
 pub use retry::RetryPolicy;

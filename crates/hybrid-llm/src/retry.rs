@@ -22,6 +22,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Largest wait taken from a provider's `retry-after`. Default 60 s.
     pub max_retry_after: Duration,
+    /// Retry a 429 (rate limited). Default true; false when another platform
+    /// can take the call instead of waiting out the provider's limit.
+    pub retry_rate_limited: bool,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +34,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
+            retry_rate_limited: true,
         }
     }
 }

@@ -216,6 +216,9 @@ impl Transport {
         retryable: bool,
     ) -> Result<(), LlmError> {
         let policy = &self.config.retry;
+        let retryable = retryable
+            && (policy.retry_rate_limited
+                || !matches!(failure.error, LlmError::RateLimited { .. }));
         if !retryable || attempt >= policy.max_attempts {
             debug!(provider = %self.provider, attempt, error = %failure.error, "giving up");
             return Err(failure.error);

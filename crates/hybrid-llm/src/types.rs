@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::LlmError;
+use crate::estimate::CostEstimate;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +236,22 @@ pub trait ChatModel: Send + Sync {
     /// One turn, streamed. Errors before the first byte are retried like
     /// `complete`; once output has been yielded, a failure ends the stream.
     fn stream(&self, request: ChatRequest) -> ChatStream;
+
+    /// The worst-case size and cost of `request` before it is sent: its
+    /// whole input and the most output it may produce (see
+    /// [`estimate`](crate::estimate)). `None` when this model cannot be
+    /// estimated; a model that can but has no price gives an estimate with
+    /// `cost: None`.
+    fn estimate(&self, request: &ChatRequest) -> Option<CostEstimate> {
+        let _ = request;
+        None
+    }
+
+    /// Reports the usage of a call made after `estimate`, so later
+    /// estimates of the same model can be calibrated. Does nothing by default.
+    fn observe_usage(&self, estimate: &CostEstimate, usage: &Usage) {
+        let _ = (estimate, usage);
+    }
 }
 
 #[async_trait]
@@ -254,6 +271,14 @@ impl<M: ChatModel + ?Sized> ChatModel for Arc<M> {
     fn stream(&self, request: ChatRequest) -> ChatStream {
         (**self).stream(request)
     }
+
+    fn estimate(&self, request: &ChatRequest) -> Option<CostEstimate> {
+        (**self).estimate(request)
+    }
+
+    fn observe_usage(&self, estimate: &CostEstimate, usage: &Usage) {
+        (**self).observe_usage(estimate, usage);
+    }
 }
 
 #[async_trait]
@@ -272,5 +297,13 @@ impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
 
     fn stream(&self, request: ChatRequest) -> ChatStream {
         (**self).stream(request)
+    }
+
+    fn estimate(&self, request: &ChatRequest) -> Option<CostEstimate> {
+        (**self).estimate(request)
+    }
+
+    fn observe_usage(&self, estimate: &CostEstimate, usage: &Usage) {
+        (**self).observe_usage(estimate, usage);
     }
 }

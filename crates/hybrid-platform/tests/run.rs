@@ -24,6 +24,7 @@ fn fast_transport() -> hybrid_llm::TransportConfig {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
             max_retry_after: Duration::from_millis(50),
+            retry_rate_limited: true,
         },
         ..Default::default()
     }

@@ -10,6 +10,7 @@ use super::{AnthropicConfig, errors, request, response};
 use crate::assemble::CallContext;
 use crate::client::WireProtocol;
 use crate::endpoint::{endpoint, header_value};
+use crate::estimate::ProviderKind;
 use crate::{ChatRequest, ChatResponse, LlmError};
 
 /// Anthropic Messages.
@@ -63,5 +64,14 @@ impl WireProtocol for Messages {
 
     fn new_decoder(ctx: CallContext) -> AnthropicStream {
         AnthropicStream::new(ctx)
+    }
+
+    fn estimate_kind(_config: &AnthropicConfig) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    /// `default_max_tokens`: what the client sends when a request sets none.
+    fn default_max_output_tokens(config: &AnthropicConfig) -> u64 {
+        u64::from(config.default_max_tokens)
     }
 }

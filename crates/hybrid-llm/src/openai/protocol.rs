@@ -10,6 +10,7 @@ use super::{OpenAiConfig, errors, request, response};
 use crate::assemble::CallContext;
 use crate::client::WireProtocol;
 use crate::endpoint::{endpoint, header_value};
+use crate::estimate::{DEFAULT_ESTIMATE_MAX_OUTPUT_TOKENS, ProviderKind};
 use crate::{ChatRequest, ChatResponse, LlmError};
 
 /// OpenAI Chat Completions, and compatible servers.
@@ -66,5 +67,20 @@ impl WireProtocol for ChatCompletions {
 
     fn new_decoder(ctx: CallContext) -> OpenAiStream {
         OpenAiStream::new(ctx)
+    }
+
+    /// OpenAI's tokenizers for the provider named `openai`; for any other
+    /// (a compatible server) only when the model is an OpenAI model.
+    fn estimate_kind(config: &OpenAiConfig) -> ProviderKind {
+        if config.provider_name == "openai" {
+            ProviderKind::OpenAi
+        } else {
+            ProviderKind::OpenAiCompatible
+        }
+    }
+
+    /// The API has no fixed output cap, so a documented stand-in.
+    fn default_max_output_tokens(_config: &OpenAiConfig) -> u64 {
+        DEFAULT_ESTIMATE_MAX_OUTPUT_TOKENS
     }
 }

@@ -78,6 +78,7 @@ pub fn fast_transport() -> TransportConfig {
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
             max_retry_after: Duration::from_secs(2),
+            retry_rate_limited: true,
         },
     }
 }

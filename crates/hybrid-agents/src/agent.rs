@@ -151,4 +151,12 @@ pub enum AgentError {
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The model gate refused a call (a budget or a rate limit).
+    #[error("{} refused a model call: {}", refusal.rule, refusal.reason)]
+    Refused {
+        /// Who refused and why.
+        refusal: crate::ModelRefusal,
+        /// What had been done before.
+        partial: Box<AgentOutcome>,
+    },
 }

@@ -20,6 +20,7 @@ use hybrid_tools::{ToolContext, ToolOutput};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::model_gate::{ModelCallRequest, ModelGate};
 use crate::tool_names::WireNames;
 use crate::{
     Agent, AgentError, AgentEvent, AgentObserver, AgentOutcome, GateDecision, ToolGate, ToolRequest,
@@ -35,6 +36,8 @@ pub struct AgentRun<'a> {
     pub tools: &'a ToolContext,
     /// Asked before every tool call.
     pub gate: &'a dyn ToolGate,
+    /// Asked before every model call, told after it.
+    pub model_gate: &'a dyn ModelGate,
     /// Hears everything.
     pub observer: &'a dyn AgentObserver,
     /// Stops the run.
@@ -50,17 +53,15 @@ impl std::fmt::Debug for AgentRun<'_> {
 }
 
 impl Agent {
-    /// Runs the loop on `messages` (the system prompt is added first).
-    pub async fn run(
-        &self,
-        messages: Vec<Message>,
-        run: AgentRun<'_>,
-    ) -> Result<AgentOutcome, AgentError> {
+    /// The request of the first turn on `messages`: the system prompt, the
+    /// messages, the tools under their wire names, the output cap.
+    pub fn first_request(&self, messages: Vec<Message>) -> ChatRequest {
         let mut conversation = Vec::with_capacity(messages.len() + 1);
         conversation.push(Message::system(self.instructions.clone()));
         conversation.extend(messages);
         let names = WireNames::new(self.tools.iter().map(|t| t.spec().name));
-        let specs: Vec<ToolDefinition> = self
+        let mut request = ChatRequest::new(conversation);
+        request.tools = self
             .tools
             .iter()
             .map(|t| {
@@ -72,6 +73,21 @@ impl Agent {
                 }
             })
             .collect();
+        request.max_tokens = self.max_tokens;
+        request.temperature = self.temperature;
+        request
+    }
+
+    /// Runs the loop on `messages` (the system prompt is added first).
+    pub async fn run(
+        &self,
+        messages: Vec<Message>,
+        run: AgentRun<'_>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let names = WireNames::new(self.tools.iter().map(|t| t.spec().name));
+        let first = self.first_request(messages);
+        let mut conversation = first.messages;
+        let specs = first.tools;
         let mut outcome = AgentOutcome {
             cost: Some(hybrid_core::Money::ZERO),
             ..Default::default()
@@ -81,9 +97,40 @@ impl Agent {
             request.tools = specs.clone();
             request.max_tokens = self.max_tokens;
             request.temperature = self.temperature;
+            let call = ModelCallRequest {
+                agent: &self.name,
+                model: self.model.as_ref(),
+                request: &request,
+            };
+            let permit = match run.model_gate.before_call(call).await {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    return Err(AgentError::Refused {
+                        refusal,
+                        partial: Box::new(outcome),
+                    });
+                }
+            };
+            // `None`: cancelled while the call was in flight.
             let response = tokio::select! {
-                r = self.call_model(request, run.observer) => r?,
-                () = run.cancel.cancelled() => return Err(AgentError::Cancelled),
+                r = self.call_model(request.clone(), run.observer) => Some(r),
+                () = run.cancel.cancelled() => None,
+            };
+            let call = ModelCallRequest {
+                agent: &self.name,
+                model: self.model.as_ref(),
+                request: &request,
+            };
+            run.model_gate
+                .after_call(
+                    call,
+                    permit,
+                    response.as_ref().and_then(|r| r.as_ref().ok()),
+                )
+                .await;
+            let response = match response {
+                Some(r) => r?,
+                None => return Err(AgentError::Cancelled),
             };
             outcome.turns = turn;
             outcome.usage += response.usage;

@@ -137,6 +137,7 @@ async fn tools_run_in_parallel_and_results_go_back_in_the_providers_format() {
         let run = AgentRun {
             tools: &ctx,
             gate: &AllowAll,
+            model_gate: &hybrid_agents::Unmetered,
             observer: &recorder,
             cancel: &cancel,
         };
@@ -191,6 +192,7 @@ async fn refusals_are_tool_errors_and_the_run_goes_on() {
         let run = AgentRun {
             tools: &ctx,
             gate: &DenyForbidden,
+            model_gate: &hybrid_agents::Unmetered,
             observer: &recorder,
             cancel: &cancel,
         };
@@ -242,6 +244,7 @@ async fn the_turn_limit_stops_a_model_that_never_finishes() {
     let run = AgentRun {
         tools: &ctx,
         gate: &AllowAll,
+        model_gate: &hybrid_agents::Unmetered,
         observer: &hybrid_agents::NoopObserver,
         cancel: &cancel,
     };
@@ -291,6 +294,7 @@ async fn mcp_tool_names_reach_the_providers_in_a_form_they_accept() {
         let run = AgentRun {
             tools: &ctx,
             gate: &AllowAll,
+            model_gate: &hybrid_agents::Unmetered,
             observer: &hybrid_agents::NoopObserver,
             cancel: &cancel,
         };

@@ -72,9 +72,13 @@ impl Global {
             .store(store)
             .policy(policy)
             .secrets(secret_values(config))
+            .budgets(config.budgets())
             .router(Arc::new(DefaultRouter::with_default(
                 config.default_platform(),
             )));
+        if let Some(rates) = config.rate_limits()? {
+            builder = builder.rate_limits(rates);
+        }
         let mcp_tools = hybrid_platform::mcp_servers::connect_used_servers(config)
             .await
             .map_err(|e| Failure::new(exit_code::UNAVAILABLE, e.to_string()))?;

@@ -105,6 +105,45 @@ fn guardrails_list_shows_the_file_rules_and_the_policy() {
 }
 
 #[test]
+fn guardrails_list_shows_budgets_and_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[budgets]\nper_task_usd = 2.5\n[rate_limits]\nmax_wait_secs = 1.0\n\
+                  [[rate_limits.rules]]\nscope = \"tool:bash\"\nlimit = 5\n";
+    let out = hybrid(dir.path(), config, &["guardrails", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(&out);
+    let rows: Vec<(&str, &str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap(),
+                g["kind"].as_str().unwrap(),
+                g["layer"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("command_policy", "block", "execution"),
+            ("budget:task", "cost_limit", "platform"),
+            ("rate_limit:tool:bash", "rate_limit", "execution"),
+        ]
+    );
+    assert_eq!(list[1]["source"], "budget: $2.5000 per task");
+    assert_eq!(
+        list[2]["source"],
+        "rate limit: tool:bash 5 per 60s (burst 5)"
+    );
+}
+
+#[test]
 fn bad_guardrail_configuration_is_one_line_naming_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     for (config, needle) in [
@@ -125,6 +164,14 @@ fn bad_guardrail_configuration_is_one_line_naming_the_rule() {
             "guardrails[0]",
         ),
         ("[budgets]\nper_day_usd = -5.0\n", "budgets.per_day_usd"),
+        (
+            "[[rate_limits.rules]]\nscope = \"tool:bash\"\nlimit = 0\n",
+            "rate_limits.rules[0]",
+        ),
+        (
+            "[platforms.openai]\nprovider = \"openai\"\nfallback = \"nowhere\"\n",
+            "platforms.openai.fallback",
+        ),
     ] {
         let out = hybrid(dir.path(), config, &["guardrails", "list"]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -85,6 +85,32 @@ impl RateScope {
     }
 }
 
+impl std::str::FromStr for RateScope {
+    type Err = String;
+
+    /// `platform:NAME`, `agent:NAME`, `tool:NAME` or `submitter:NAME`
+    /// (`NAME` may be `*`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, name) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}` is not KIND:NAME (platform, agent, tool or submitter)")
+        })?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("`{s}` names nothing after `{kind}:`"));
+        }
+        let name = name.to_owned();
+        match kind.trim() {
+            "platform" => Ok(RateScope::Platform(name)),
+            "agent" => Ok(RateScope::Agent(name)),
+            "tool" => Ok(RateScope::Tool(name)),
+            "submitter" => Ok(RateScope::Submitter(name)),
+            other => Err(format!(
+                "unknown scope kind `{other}` (expected one of: platform, agent, tool, submitter)"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for RateScope {
     /// `tool:bash`, `submitter:*`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,7 +12,11 @@
 //! | `[tools]` | `http_request = true` enables that tool; `[tools.notify] webhook_url` enables `notify` |
 //! | `[agents.NAME]` | `platform`, `role`, `instructions`, `tools`, `max_turns`: when the role NAME (or `role`) runs on that platform, these replace the platform's |
 //! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
-//! | `[policy]`, `[[guardrails]]`, `[budgets]`, `[mcp.servers.NAME]` | parsed and validated now; enforced by the execution-layer and guardrail issues |
+//! | `[policy]` | the command policy's `allow`, `deny`, `approve` lists and `default` |
+//! | `[[guardrails]]` | `name`, `kind`, `layer`, `when` (CEL), `message`, `hold_output` |
+//! | `[budgets]`, `[rate_limits]` | spending and call-rate limits (see [`crate::limits_config`]) |
+//! | `[platforms.NAME] fallback` | the platform that takes the calls when this one's provider answers 429 |
+//! | `[mcp.servers.NAME]` | `command` + `args` + `env` (stdio) or `url` (streamable HTTP) |
 //!
 //! With no file, [`HybridConfig::default`] gives two platforms: `openai`
 //! (provider `openai`) and `claude` (provider `anthropic`).
@@ -22,6 +26,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use crate::limits_config::{BudgetsConfig, RateLimitsConfig, RateRuleConfig};
 
 /// The default model of the `openai` platform.
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4.1-mini";
@@ -67,6 +73,9 @@ pub struct HybridConfig {
     /// Spending limits.
     #[serde(default)]
     pub budgets: Option<BudgetsConfig>,
+    /// Call-rate limits.
+    #[serde(default)]
+    pub rate_limits: Option<RateLimitsConfig>,
     /// MCP servers.
     #[serde(default)]
     pub mcp: Option<McpConfig>,
@@ -115,6 +124,8 @@ pub struct PlatformConfig {
     pub max_turns: Option<u32>,
     /// System prompt for its single-agent runs.
     pub instructions: Option<String>,
+    /// Another platform that takes its calls when its provider answers 429.
+    pub fallback: Option<Spanned<String>>,
 }
 
 /// `[agents.NAME]`.
@@ -178,16 +189,8 @@ pub struct GuardrailConfig {
     pub when: Option<Spanned<String>>,
     /// Message when it fires.
     pub message: Option<String>,
-}
-
-/// `[budgets]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetsConfig {
-    /// Per task, USD.
-    pub per_task_usd: Option<Spanned<f64>>,
-    /// Per day, USD.
-    pub per_day_usd: Option<Spanned<f64>>,
+    /// Output layer only: a streaming run keeps text back until it passes.
+    pub hold_output: Option<Spanned<bool>>,
 }
 
 /// `[mcp]`.
@@ -438,19 +441,46 @@ impl HybridConfig {
             }
         }
         if let Some(b) = &self.budgets {
-            for (field, value) in [
-                ("per_task_usd", &b.per_task_usd),
-                ("per_day_usd", &b.per_day_usd),
-            ] {
-                if let Some(v) = value
-                    && (!v.get_ref().is_finite() || *v.get_ref() < 0.0)
-                {
+            b.validate()?;
+        }
+        if let Some(r) = &self.rate_limits {
+            r.build()?;
+        }
+        for (name, p) in &self.platforms {
+            if let Some(f) = &p.fallback {
+                let target = f.get_ref();
+                if target == name {
                     return Err((
-                        v.span(),
-                        format!("budgets.{field}"),
-                        format!("must be a non-negative number, got {}", v.get_ref()),
+                        f.span(),
+                        format!("platforms.{name}.fallback"),
+                        "a platform cannot be its own fallback".into(),
                     ));
                 }
+                if !platform_names.contains(&target.as_str()) {
+                    return Err((
+                        f.span(),
+                        format!("platforms.{name}.fallback"),
+                        format!(
+                            "no platform named `{target}` (known: {})",
+                            platform_names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        for (i, g) in self.guardrails.iter().enumerate() {
+            if let Some(h) = &g.hold_output
+                && *h.get_ref()
+                && g.layer.as_ref().map(|l| l.get_ref().as_str()) != Some("output")
+            {
+                return Err((
+                    h.span(),
+                    format!("guardrails[{i}].hold_output"),
+                    format!(
+                        "guardrail `{}`: hold_output only applies at layer = \"output\"",
+                        g.name
+                    ),
+                ));
             }
         }
         if let Some(mcp) = &self.mcp {
@@ -564,8 +594,35 @@ impl HybridConfig {
                         .unwrap_or_else(|| g.kind.span());
                     (Some(span), format!("guardrails[{i}]"), e.to_string())
                 })
+                .map(|rule| rule.hold_output(g.hold_output.as_ref().is_some_and(|h| *h.get_ref())))
             })
             .collect()
+    }
+
+    /// The `[budgets]` limits (none when the section is absent).
+    pub fn budgets(&self) -> crate::Budgets {
+        self.budgets
+            .as_ref()
+            .map(BudgetsConfig::budgets)
+            .unwrap_or_default()
+    }
+
+    /// The `[rate_limits]` rules, built (none when the section is absent).
+    pub fn rate_limits(&self) -> Result<Option<hybrid_guard::RateLimits>, ConfigError> {
+        let Some(r) = &self.rate_limits else {
+            return Ok(None);
+        };
+        r.build()
+            .map(Some)
+            .map_err(|(_, key, message)| ConfigError {
+                file: self
+                    .source
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("hybrid.toml")),
+                line: None,
+                key,
+                message,
+            })
     }
 }
 
@@ -585,6 +642,7 @@ impl PlatformConfig {
             tools: None,
             max_turns: None,
             instructions: None,
+            fallback: None,
         }
     }
 }
@@ -649,6 +707,46 @@ command = "github-mcp"
         .unwrap();
         assert_eq!(c.platform_names(), vec!["openai", "claude"]);
         assert_eq!(c.guardrails.len(), 1);
+    }
+
+    #[test]
+    fn budgets_and_rate_limits_parse_and_bad_ones_name_the_key() {
+        let c = parse(
+            "[budgets]\nper_task_usd = 1.5\nper_platform_usd = 10.0\nper_submitter_usd = 3.0\n\
+             [rate_limits]\nmax_wait_secs = 0.5\n\
+             [[rate_limits.rules]]\nscope = \"tool:bash\"\nlimit = 5\n\
+             [[rate_limits.rules]]\nscope = \"submitter:*\"\nlimit = 100\nper_secs = 3600\nburst = 10\n",
+        )
+        .unwrap();
+        let b = c.budgets();
+        assert_eq!(b.per_task, Some(hybrid_core::usd(1.5)));
+        assert_eq!(b.per_platform, Some(hybrid_core::usd(10.0)));
+        assert_eq!(b.per_submitter, Some(hybrid_core::usd(3.0)));
+        assert_eq!(b.per_day, None);
+        let rates = c.rate_limits().unwrap().unwrap();
+        assert_eq!(rates.rules().count(), 2);
+        assert_eq!(rates.max_wait(), std::time::Duration::from_millis(500));
+
+        for (text, want) in [
+            (
+                "[budgets]\nper_platform_usd = -2.0\n",
+                "hybrid.toml:2: budgets.per_platform_usd: must be a non-negative number of dollars, got -2",
+            ),
+            (
+                "[rate_limits]\n[[rate_limits.rules]]\nscope = \"toool:bash\"\nlimit = 5\n",
+                "hybrid.toml:3: rate_limits.rules[0].scope: unknown scope kind `toool` (expected one of: platform, agent, tool, submitter)",
+            ),
+            (
+                "[rate_limits]\n[[rate_limits.rules]]\nscope = \"tool:bash\"\nlimit = 0\n",
+                "hybrid.toml:4: rate_limits.rules[0]: rate limit tool:bash: count must be at least 1",
+            ),
+            (
+                "[rate_limits]\nmax_wait_secs = -1.0\n",
+                "hybrid.toml:2: rate_limits.max_wait_secs: must be a non-negative number of seconds, got -1",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), want);
+        }
     }
 
     #[test]

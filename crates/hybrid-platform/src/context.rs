@@ -133,6 +133,11 @@ impl EventSink {
         self.emit(EventKind::Status { from, to, reason }).await
     }
 
+    /// Whether a subscriber hears the events as they happen.
+    pub fn has_subscriber(&self) -> bool {
+        self.subscriber.is_some()
+    }
+
     /// The task this sink records.
     pub fn task_id(&self) -> &TaskId {
         &self.task_id
@@ -218,8 +223,13 @@ pub struct RunContext {
     pub workdir: PathBuf,
     /// Asked before every tool call.
     pub gate: Arc<dyn ToolGate>,
+    /// Asked before every model call (rate limits, budgets), told its usage after.
+    pub model_gate: Arc<dyn hybrid_agents::ModelGate>,
     /// Bounds on each tool call.
     pub tool_limits: hybrid_tools::Limits,
+    /// Text deltas of this stage, kept back until the output guardrails pass;
+    /// `None` when deltas go out as they come.
+    pub held_deltas: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl std::fmt::Debug for RunContext {

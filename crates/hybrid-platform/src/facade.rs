@@ -21,12 +21,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::PlatformError;
+use crate::budgets::Budgets;
 use crate::context::{EventSink, RunContext};
 use crate::gate::{ApprovalContext, Approver, NoApprover, PolicyGate};
 use crate::guardrail_layers;
+use crate::model_call_gate::MeteredModelGate;
 use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
-use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer};
+use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer, RateLimits};
 use hybrid_tools::Limits;
 
 /// The stage name of a single-platform run.
@@ -89,6 +91,8 @@ struct Inner {
     policy: Arc<CommandPolicy>,
     redactor: Arc<Redactor>,
     guardrails: RwLock<Arc<GuardrailEngine>>,
+    budgets: Budgets,
+    rates: Option<Arc<RateLimits>>,
 }
 
 /// Builds a [`HybridPlatform`].
@@ -100,6 +104,8 @@ pub struct HybridPlatformBuilder {
     policy: Option<CommandPolicy>,
     secrets: Vec<String>,
     guardrails: GuardrailEngine,
+    budgets: Budgets,
+    rates: Option<RateLimits>,
 }
 
 impl HybridPlatformBuilder {
@@ -134,6 +140,19 @@ impl HybridPlatformBuilder {
         self
     }
 
+    /// Spending limits every model call is held to (default: none).
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// Rate limits for model calls (platform, agent, submitter) and tool
+    /// calls (tool) (default: none).
+    pub fn rate_limits(mut self, rates: RateLimits) -> Self {
+        self.rates = Some(rates);
+        self
+    }
+
     /// Adds a platform.
     pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
         self.platforms.insert(platform);
@@ -155,6 +174,8 @@ impl HybridPlatformBuilder {
                 policy: Arc::new(self.policy.unwrap_or_else(CommandPolicy::seed_default)),
                 redactor: Arc::new(Redactor::new(self.secrets)),
                 guardrails: RwLock::new(Arc::new(self.guardrails)),
+                budgets: self.budgets,
+                rates: self.rates.map(Arc::new),
             }),
         })
     }
@@ -344,10 +365,11 @@ impl HybridPlatform {
         if let Err(e) = t.go(TaskStatus::InProgress, None).await {
             return Err((Some(decision), stages, e));
         }
-        let at_platform = input.with_route(info.clone()).with_stage(
-            SINGLE_STAGE,
-            platform.agent_for(task),
-            platform.id(),
+        let at_platform = platform_context(
+            task,
+            platform.as_ref(),
+            info.clone(),
+            &self.guardrail_engine(),
         );
         if let Err(e) = self.check(Layer::Platform, &at_platform, t).await {
             return Err((Some(decision), stages, e));
@@ -415,16 +437,14 @@ impl HybridPlatform {
         let engine = self.guardrail_engine();
         let input = GuardContext::for_task(task);
         let input_decision = engine.evaluate(Layer::Input, &input).await;
-        let agent = self
-            .registry()
-            .get(&decision.platform)
-            .map(|p| p.agent_for(task))
-            .unwrap_or_default();
-        let at_platform = input.with_route(decision.to_info()).with_stage(
-            SINGLE_STAGE,
-            agent,
-            &decision.platform,
-        );
+        let at_platform = match self.registry().get(&decision.platform) {
+            Some(p) => platform_context(task, p.as_ref(), decision.to_info(), &engine),
+            None => input.with_route(decision.to_info()).with_stage(
+                SINGLE_STAGE,
+                String::new(),
+                &decision.platform,
+            ),
+        };
         let platform_decision = engine.evaluate(Layer::Platform, &at_platform).await;
         DryRun {
             route: decision.to_info(),
@@ -472,13 +492,27 @@ impl HybridPlatform {
             .approver
             .clone()
             .unwrap_or_else(|| Arc::new(NoApprover));
+        let engine = self.guardrail_engine();
         let gate = PolicyGate::new(
             self.inner.policy.clone(),
             approver,
             t.sink.clone(),
             options.cancel.clone(),
         )
-        .with_guardrails(self.guardrail_engine(), task.clone());
+        .with_guardrails(engine.clone(), task.clone())
+        .with_rate_limits(self.inner.rates.clone());
+        let model_gate = MeteredModelGate::new(
+            self.inner.budgets,
+            self.inner.rates.clone(),
+            task,
+            platform.id(),
+            stage,
+            t.sink.clone(),
+        );
+        // Text is held back only when someone is watching the stream and an
+        // output guardrail asks for it.
+        let held = (t.sink.has_subscriber() && engine.holds_output())
+            .then(|| Arc::new(tokio::sync::Mutex::new(Vec::new())));
         let ctx = RunContext {
             stage: stage.to_owned(),
             events: t.sink.clone(),
@@ -486,6 +520,8 @@ impl HybridPlatform {
             workdir: t.workdir(),
             tool_limits: options.tool_limits.clone().unwrap_or_default(),
             gate: Arc::new(gate),
+            model_gate: Arc::new(model_gate),
+            held_deltas: held.clone(),
         };
         let result = tokio::select! {
             r = platform.execute(task, &ctx) => r?,
@@ -495,6 +531,18 @@ impl HybridPlatform {
             .with_stage(stage, result.agent.clone(), result.platform.clone())
             .with_stage_result(stage, &result);
         self.check(Layer::Output, &output, t).await?;
+        if let Some(held) = held {
+            // Passed: release what was kept back, as one delta.
+            let text: String = held.lock().await.concat();
+            if !text.is_empty() {
+                t.sink
+                    .emit(EventKind::TextDelta {
+                        stage: stage.to_owned(),
+                        text,
+                    })
+                    .await?;
+            }
+        }
         t.store
             .put_stage(&task.id, position, stage, &result)
             .await?;
@@ -530,6 +578,24 @@ impl Run<'_> {
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("."))
     }
+}
+
+/// What the platform-layer guardrails see: the task (with its estimated
+/// cost computed by the platform when it gave none and a platform-layer
+/// guardrail could look at it), the route, the stage.
+fn platform_context(
+    task: &Task,
+    platform: &dyn Platform,
+    route: hybrid_core::RouteInfo,
+    engine: &GuardrailEngine,
+) -> GuardContext {
+    let mut estimated = task.clone();
+    if estimated.estimated_cost.is_none() && engine.at(Layer::Platform).next().is_some() {
+        estimated.estimated_cost = platform.estimate_cost(task);
+    }
+    GuardContext::for_task(&estimated)
+        .with_route(route)
+        .with_stage(SINGLE_STAGE, platform.agent_for(task), platform.id())
 }
 
 fn build_result(

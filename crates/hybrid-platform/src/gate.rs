@@ -10,8 +10,10 @@
 //! The guardrail engine's L3 (execution) rules run first: a block refuses
 //! the call, a needs-approval turns an allowed call into one that waits.
 //! A policy verdict of `approve` asks the run's [`Approver`]; while it waits
-//! the task is `awaiting_approval`. Denials and rejections go back to the model
-//! as tool errors. Every decision is a task event.
+//! the task is `awaiting_approval`. Last, a call that may run takes a cell
+//! from the `tool:` rate limits (waiting up to their bound). Denials,
+//! rejections and rate-limit refusals go back to the model as tool errors.
+//! Every decision is a task event.
 
 use std::sync::Arc;
 
@@ -115,6 +117,7 @@ pub struct PolicyGate {
     events: Arc<EventSink>,
     cancel: CancellationToken,
     waiting: Mutex<usize>,
+    rates: Option<Arc<hybrid_guard::RateLimits>>,
 }
 
 impl std::fmt::Debug for PolicyGate {
@@ -138,6 +141,47 @@ impl PolicyGate {
             events,
             cancel,
             waiting: Mutex::new(0),
+            rates: None,
+        }
+    }
+
+    /// Also holds tool calls to the `tool:` rate limits (checked last, right
+    /// before the call would run, so time spent waiting for approval does
+    /// not use up the quota).
+    pub fn with_rate_limits(mut self, rates: Option<Arc<hybrid_guard::RateLimits>>) -> Self {
+        self.rates = rates;
+        self
+    }
+
+    /// The last step before a call runs: its tool's rate limit.
+    async fn admit(&self, request: &ToolRequest<'_>) -> GateDecision {
+        let Some(rates) = &self.rates else {
+            return GateDecision::Allow;
+        };
+        let keys = hybrid_guard::RateKeys::default().tool(request.tool);
+        match rates.acquire(&keys).await {
+            Ok(()) => GateDecision::Allow,
+            Err(limited) => {
+                let rule = format!("rate_limit:{}", limited.scope);
+                let reason = format!(
+                    "{} calls are over the limit {} (retry after {:.1}s)",
+                    limited.key,
+                    limited.rule,
+                    limited.retry_after.as_secs_f64()
+                );
+                let block = hybrid_guard::Outcome::Block {
+                    guardrail: rule.clone(),
+                    kind: hybrid_guard::GuardrailKind::RateLimit,
+                    message: reason.clone(),
+                };
+                let decision = hybrid_guard::Decision {
+                    layer: hybrid_guard::Layer::Execution,
+                    outcome: block.clone(),
+                    triggered: vec![block],
+                };
+                crate::guardrail_layers::record(&decision, &self.events).await;
+                GateDecision::Deny { rule, reason }
+            }
         }
     }
 
@@ -256,7 +300,7 @@ impl ToolGate for PolicyGate {
         }
         let command = command.unwrap_or_else(|| format!("{} {}", request.tool, request.arguments));
         match verdict {
-            Verdict::Allow => GateDecision::Allow,
+            Verdict::Allow => self.admit(&request).await,
             Verdict::Deny => GateDecision::Deny { rule, reason },
             Verdict::Approve => {
                 let ask = ApprovalAsk {
@@ -309,7 +353,7 @@ impl ToolGate for PolicyGate {
                 match answer {
                     ApprovalAnswer::Approved { by, .. } => {
                         self.note(format!("approved by {by}: `{command}`")).await;
-                        GateDecision::Allow
+                        self.admit(&request).await
                     }
                     ApprovalAnswer::Rejected { by, reason } => GateDecision::Deny {
                         rule,

@@ -14,23 +14,32 @@
 //! | [`context`] | [`RunContext`] and the batched event sink |
 //! | [`approvals`] | approvals kept in the store and answered from any process |
 //! | [`guardrail_layers`] | the guardrail engine at L1 input, L2 platform and L4 output |
-//! | [`gate`] | the command policy and approvals in front of every tool call |
+//! | [`gate`] | the command policy, approvals and tool rate limits in front of every tool call |
+//! | [`model_call_gate`] | rate limits and budgets in front of every model call |
+//! | [`budgets`] | spending limits per task, platform, submitter and day |
+//! | [`limits_config`] | `[budgets]` and `[rate_limits]` of `hybrid.toml` |
+//! | [`fallback`] | a model that moves to another platform's model when the first is rate limited |
 
 pub mod approvals;
+pub mod budgets;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod facade;
+pub mod fallback;
 pub mod gate;
 pub mod guardrail_layers;
+pub mod limits_config;
 pub mod llm_platform;
 pub mod mcp_servers;
+pub mod model_call_gate;
 pub mod platform;
 pub mod providers;
 pub mod roles;
 pub mod router;
 
 pub use approvals::{LocalPrompt, StoreApprover};
+pub use budgets::Budgets;
 pub use config::{ConfigError, HybridConfig};
 pub use context::{EventSink, RunContext};
 pub use error::PlatformError;

@@ -32,6 +32,7 @@ pub struct LlmPlatform {
     tools: Vec<Arc<dyn Tool>>,
     max_turns: u32,
     agents: std::collections::HashMap<String, AgentSettings>,
+    fallback: Option<(String, Arc<dyn ChatModel>)>,
 }
 
 /// What `[agents.NAME]` changes for one role on this platform.
@@ -66,6 +67,7 @@ impl std::fmt::Debug for LlmPlatform {
             .field("model", &self.model)
             .field("tools", &self.tool_names())
             .field("agents", &self.agents.keys().collect::<Vec<_>>())
+            .field("fallback", &self.fallback.as_ref().map(|(p, _)| p))
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +112,22 @@ impl LlmPlatform {
             tools: Vec::new(),
             max_turns: hybrid_agents::agent::DEFAULT_MAX_TURNS,
             agents: std::collections::HashMap::new(),
+            fallback: None,
+        }
+    }
+
+    /// When the model's provider answers 429, the rest of the stage goes to
+    /// `model`, the model of platform `platform` (see [`crate::fallback`]).
+    pub fn with_fallback(mut self, platform: impl Into<String>, model: Arc<dyn ChatModel>) -> Self {
+        self.fallback = Some((platform.into(), model));
+        self
+    }
+
+    /// The model of this platform, when it has one (to serve as another's fallback).
+    pub fn chat_model(&self) -> Option<Arc<dyn ChatModel>> {
+        match &self.model {
+            ModelSlot::Ready(m) => Some(m.clone()),
+            ModelSlot::Unavailable(_) => None,
         }
     }
 
@@ -239,7 +257,13 @@ impl AgentObserver for StageObserver<'_> {
         self.audit(&event).await;
         let stage = self.ctx.stage.clone();
         let kind = match event {
-            AgentEvent::TextDelta(text) => EventKind::TextDelta { stage, text },
+            AgentEvent::TextDelta(text) => {
+                if let Some(held) = &self.ctx.held_deltas {
+                    held.lock().await.push(text);
+                    return;
+                }
+                EventKind::TextDelta { stage, text }
+            }
             AgentEvent::ModelCall {
                 model,
                 usage,
@@ -283,6 +307,27 @@ impl AgentObserver for StageObserver<'_> {
     }
 }
 
+impl LlmPlatform {
+    /// The agent for `role` on `model`, with this platform's and the role's settings.
+    fn agent(&self, role: &str, model: Arc<dyn ChatModel>) -> Agent {
+        let settings = self.agents.get(role).cloned().unwrap_or_default();
+        let mut agent = Agent::new(role, model)
+            .with_tools(settings.tools.unwrap_or_else(|| self.tools.clone()))
+            .with_max_turns(settings.max_turns.unwrap_or(self.max_turns))
+            .with_streaming(self.stream)
+            .with_max_tokens(self.max_tokens)
+            .with_temperature(self.temperature);
+        if let Some(instructions) = settings
+            .instructions
+            .as_ref()
+            .or(self.instructions.as_ref())
+        {
+            agent = agent.with_instructions(instructions.clone());
+        }
+        agent
+    }
+}
+
 #[async_trait]
 impl Platform for LlmPlatform {
     fn id(&self) -> &str {
@@ -309,26 +354,29 @@ impl Platform for LlmPlatform {
         roles::role_for(self.layer, task).to_owned()
     }
 
+    fn estimate_cost(&self, task: &Task) -> Option<hybrid_core::Money> {
+        let model = self.chat_model()?;
+        let agent = self.agent(roles::role_for(self.layer, task), model.clone());
+        let request = agent.first_request(vec![Message::user(roles::user_prompt(task))]);
+        model.estimate(&request)?.cost
+    }
+
     async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError> {
         let model = match &self.model {
             ModelSlot::Ready(m) => m.clone(),
             ModelSlot::Unavailable(e) => return Err(e.clone().into()),
         };
+        let model: Arc<dyn ChatModel> = match &self.fallback {
+            Some((platform, fallback)) => Arc::new(crate::fallback::FallbackModel::new(
+                model,
+                platform.clone(),
+                fallback.clone(),
+                Some(ctx.events.clone()),
+            )),
+            None => model,
+        };
         let role = roles::role_for(self.layer, task);
-        let settings = self.agents.get(role).cloned().unwrap_or_default();
-        let mut agent = Agent::new(role, model)
-            .with_tools(settings.tools.unwrap_or_else(|| self.tools.clone()))
-            .with_max_turns(settings.max_turns.unwrap_or(self.max_turns))
-            .with_streaming(self.stream)
-            .with_max_tokens(self.max_tokens)
-            .with_temperature(self.temperature);
-        if let Some(instructions) = settings
-            .instructions
-            .as_ref()
-            .or(self.instructions.as_ref())
-        {
-            agent = agent.with_instructions(instructions.clone());
-        }
+        let agent = self.agent(role, model);
         let mut tools = ToolContext::new(ctx.workdir.clone());
         tools.cancel = ctx.cancel.clone();
         tools.limits = ctx.tool_limits.clone();
@@ -340,6 +388,7 @@ impl Platform for LlmPlatform {
         let run = AgentRun {
             tools: &tools,
             gate: ctx.gate.as_ref(),
+            model_gate: ctx.model_gate.as_ref(),
             observer: &observer,
             cancel: &ctx.cancel,
         };
@@ -353,6 +402,13 @@ impl Platform for LlmPlatform {
             Err(AgentError::Cancelled) => return Err(PlatformError::Cancelled),
             Err(e @ AgentError::MaxTurns { .. }) => {
                 return Err(PlatformError::Agent(e.to_string()));
+            }
+            Err(AgentError::Refused { refusal, .. }) => {
+                return Err(PlatformError::Blocked {
+                    guardrail: refusal.rule,
+                    layer: "platform".into(),
+                    message: refusal.reason,
+                });
             }
         };
         Ok(StageResult {

@@ -39,6 +39,14 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
         self.id().to_owned()
     }
 
+    /// What running `task` here would cost at most for its first model call
+    /// (the prompt counted, the output cap assumed spent), when it can tell.
+    /// Feeds `task.estimated_cost` to the platform-layer guardrails when the
+    /// task has none.
+    fn estimate_cost(&self, _task: &Task) -> Option<hybrid_core::Money> {
+        None
+    }
+
     /// Runs the task as one stage, reporting through `ctx`.
     async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError>;
 }

@@ -101,8 +101,8 @@ pub fn build_platforms_with(
     for tool in extra {
         registry.register(tool);
     }
-    config
-        .effective_platforms()
+    let configs = config.effective_platforms();
+    let built: Vec<(String, LlmPlatform)> = configs
         .iter()
         .map(|(name, p)| {
             let tools = tools_for(name, p, &registry);
@@ -122,6 +122,26 @@ pub fn build_platforms_with(
                     max_turns: a.max_turns,
                 };
                 platform = platform.with_agent(role, settings);
+            }
+            (name.clone(), platform)
+        })
+        .collect();
+    // Fallbacks point at other platforms' models (checked on load to exist).
+    let models: std::collections::HashMap<String, Arc<dyn ChatModel>> = built
+        .iter()
+        .filter_map(|(name, p)| p.chat_model().map(|m| (name.clone(), m)))
+        .collect();
+    built
+        .into_iter()
+        .map(|(name, mut platform)| {
+            let fallback = configs
+                .get(&name)
+                .and_then(|p| p.fallback.as_ref())
+                .map(|f| f.get_ref().clone());
+            if let Some(target) = fallback
+                && let Some(model) = models.get(&target)
+            {
+                platform = platform.with_fallback(target, model.clone());
             }
             Arc::new(platform) as Arc<dyn Platform>
         })
@@ -183,6 +203,8 @@ pub fn build_platform(
     if let Some(a) = &p.max_attempts {
         transport.retry.max_attempts = *a.get_ref();
     }
+    // With somewhere else to go, a 429 is not waited out.
+    transport.retry.retry_rate_limited = p.fallback.is_none();
     let model = match build_model(name, provider, p, prices, transport, env) {
         Ok(m) => LlmPlatform::new(name, layer, m),
         Err(e) => LlmPlatform::unavailable(name, layer, e),

@@ -165,3 +165,104 @@ async fn an_output_guardrail_withholds_a_result_carrying_a_key() {
         "the output was withheld"
     );
 }
+
+/// Runs `task` streamed and collects every event.
+async fn streamed(hp: &HybridPlatform, task: Task) -> Vec<hybrid_core::Event> {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        workdir: Some(dir.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    hp.run_streaming(task, options).collect().await
+}
+
+fn deltas(events: &[hybrid_core::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            hybrid_core::EventKind::TextDelta { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn held_output_never_reaches_the_subscriber_when_the_output_guardrail_blocks() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = platform(&mock, vec![Guardrail::secrets_in_output()]).await;
+    // Streamed in 4-character pieces: the key crosses many deltas.
+    mock.enqueue(
+        Turn::text("The key is sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 enjoy")
+            .with_chunk_size(4),
+    );
+    let task = Task::new("print the key").with_type(hybrid_core::TaskType::Research);
+    let id = task.id.clone();
+    let events = streamed(&hp, task).await;
+    assert!(
+        deltas(&events).is_empty(),
+        "no text reached the subscriber: {:?}",
+        deltas(&events)
+    );
+    let everything = serde_json::to_string(&events).unwrap();
+    assert!(!everything.contains("AbCd"), "no piece of the key leaked");
+    let Some(hybrid_core::EventKind::Finished { result }) = events.last().map(|e| &e.kind) else {
+        panic!("the stream ends with the result");
+    };
+    assert_eq!(result.status, TaskStatus::Blocked);
+    // Nor was it stored.
+    let stored = serde_json::to_string(&hp.store().events(&id).await.unwrap()).unwrap();
+    assert!(!stored.contains("AbCd"));
+}
+
+#[tokio::test]
+async fn held_output_is_released_once_the_output_guardrail_passes() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = platform(&mock, vec![Guardrail::secrets_in_output()]).await;
+    let text = "Nothing secret here, just a long enough answer to stream in pieces.";
+    mock.enqueue(Turn::text(text).with_chunk_size(4));
+    let task = Task::new("answer").with_type(hybrid_core::TaskType::Research);
+    let events = streamed(&hp, task).await;
+    assert_eq!(deltas(&events), [text], "released whole, after the check");
+    let delta_at = events
+        .iter()
+        .position(|e| matches!(e.kind, hybrid_core::EventKind::TextDelta { .. }))
+        .unwrap();
+    let completed_at = events
+        .iter()
+        .position(|e| matches!(e.kind, hybrid_core::EventKind::StageCompleted { .. }))
+        .unwrap();
+    assert!(delta_at < completed_at);
+
+    // Without a holding guardrail the same answer streams in pieces.
+    let plain = platform(&mock, vec![]).await;
+    mock.enqueue(Turn::text(text).with_chunk_size(4));
+    let events = streamed(
+        &plain,
+        Task::new("answer").with_type(hybrid_core::TaskType::Research),
+    )
+    .await;
+    let pieces = deltas(&events);
+    assert!(pieces.len() > 5, "{pieces:?}");
+    assert_eq!(pieces.concat(), text);
+}
+
+#[test]
+fn hold_output_is_only_for_the_output_layer() {
+    let e = HybridConfig::parse(
+        "[[guardrails]]\nname = \"x\"\nkind = \"block\"\nlayer = \"input\"\nhold_output = true\n",
+        std::path::Path::new("hybrid.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "hybrid.toml:5: guardrails[0].hold_output: guardrail `x`: hold_output only applies at layer = \"output\""
+    );
+    let ok = HybridConfig::parse(
+        "[[guardrails]]\nname = \"json\"\nkind = \"validation\"\nlayer = \"output\"\nwhen = \"output.text == ''\"\nhold_output = true\n",
+        std::path::Path::new("hybrid.toml"),
+    )
+    .unwrap();
+    let g = ok.guardrails().unwrap();
+    assert!(g[0].holds_output());
+}

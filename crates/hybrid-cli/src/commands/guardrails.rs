@@ -1,6 +1,7 @@
 //! `hybrid guardrails list`: the active guardrails and where each came from —
-//! the file's `[[guardrails]]` and the command policy, which guards every tool
-//! call at the execution layer.
+//! the file's `[[guardrails]]`, the command policy (which guards every tool
+//! call at the execution layer), and the `[budgets]` and `[rate_limits]`
+//! checked before every model call (tool rate limits: before every tool call).
 
 use std::fmt::Write as _;
 
@@ -34,6 +35,11 @@ pub async fn guardrails(global: &Global, cmd: GuardrailsCommand) -> Result<u8, F
     };
     let policy = hybrid_guard::Guardrail::command_policy(config.command_policy()?);
     rows.push((policy.info(), policy_from));
+    rows.extend(
+        limit_rows(&config)?
+            .into_iter()
+            .map(|i| (i, source.clone())),
+    );
     if global.json {
         let list: Vec<_> = rows
             .iter()
@@ -62,4 +68,52 @@ pub async fn guardrails(global: &Global, cmd: GuardrailsCommand) -> Result<u8, F
         write_stdout(&s)?;
     }
     Ok(exit_code::OK)
+}
+
+/// The `[budgets]` and `[rate_limits]` as guardrail rows.
+fn limit_rows(config: &hybrid_platform::HybridConfig) -> Result<Vec<GuardrailInfo>, Failure> {
+    use hybrid_guard::{GuardrailKind, Layer};
+    let mut rows = Vec::new();
+    let b = config.budgets();
+    for (scope, limit) in [
+        ("task", b.per_task),
+        ("platform", b.per_platform),
+        ("submitter", b.per_submitter),
+        ("day", b.per_day),
+    ] {
+        if let Some(limit) = limit {
+            rows.push(GuardrailInfo {
+                name: format!("budget:{scope}"),
+                kind: GuardrailKind::CostLimit,
+                layer: Layer::Platform,
+                source: format!("budget: ${:.4} per {scope}", limit.as_usd()),
+                message: format!(
+                    "a model call whose estimate would take a {scope} past ${:.4} is not sent",
+                    limit.as_usd()
+                ),
+                hold_output: false,
+            });
+        }
+    }
+    if let Some(rates) = config.rate_limits()? {
+        for rule in rates.rules() {
+            let layer = if rule.scope.kind() == "tool" {
+                Layer::Execution
+            } else {
+                Layer::Platform
+            };
+            rows.push(GuardrailInfo {
+                name: format!("rate_limit:{}", rule.scope),
+                kind: GuardrailKind::RateLimit,
+                layer,
+                source: format!("rate limit: {}", rule.describe()),
+                message: format!(
+                    "a call over the limit waits up to {:.1}s, then is refused",
+                    rates.max_wait().as_secs_f64()
+                ),
+                hold_output: false,
+            });
+        }
+    }
+    Ok(rows)
 }

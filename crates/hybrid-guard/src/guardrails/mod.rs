@@ -334,6 +334,7 @@ pub struct Guardrail {
     layer: Layer,
     condition: Condition,
     message: Option<String>,
+    hold_output: bool,
 }
 
 impl fmt::Debug for Guardrail {
@@ -344,6 +345,7 @@ impl fmt::Debug for Guardrail {
             .field("layer", &self.layer)
             .field("source", &self.condition.source())
             .field("message", &self.message)
+            .field("hold_output", &self.hold_output)
             .finish()
     }
 }
@@ -361,6 +363,9 @@ pub struct GuardrailInfo {
     pub source: String,
     /// The message it gives when it fires.
     pub message: String,
+    /// Whether a streaming run keeps output back until this guardrail passed.
+    #[serde(default)]
+    pub hold_output: bool,
 }
 
 impl Guardrail {
@@ -372,6 +377,7 @@ impl Guardrail {
             layer: Layer::Input,
             condition: Condition::Always,
             message: None,
+            hold_output: false,
         }
     }
 
@@ -433,6 +439,19 @@ impl Guardrail {
         self
     }
 
+    /// At the output layer (L4): in a streaming run, keep the stage's text
+    /// back from subscribers until this guardrail has passed, so a blocked
+    /// output never reaches them. Ignored at other layers.
+    pub fn hold_output(mut self, hold: bool) -> Self {
+        self.hold_output = hold;
+        self
+    }
+
+    /// Whether it holds streamed output back (see [`Guardrail::hold_output`]).
+    pub fn holds_output(&self) -> bool {
+        self.hold_output && self.layer == Layer::Output
+    }
+
     /// Sets the layer.
     pub fn at(mut self, layer: Layer) -> Self {
         self.layer = layer;
@@ -484,6 +503,7 @@ impl Guardrail {
             layer,
             condition: Condition::Custom(Arc::new(imp)),
             message: None,
+            hold_output: false,
         }
     }
 
@@ -495,6 +515,8 @@ impl Guardrail {
             layer: Layer::Output,
             condition: Condition::Secrets,
             message: Some("output contains a secret".to_owned()),
+            // Streaming a leaked key before the check would defeat it.
+            hold_output: true,
         }
     }
 
@@ -512,6 +534,7 @@ impl Guardrail {
             layer: Layer::Output,
             condition: Condition::JsonSchema(Arc::new(schema)),
             message: Some("output does not match its JSON schema".to_owned()),
+            hold_output: false,
         })
     }
 
@@ -524,6 +547,7 @@ impl Guardrail {
             layer: Layer::Execution,
             condition: Condition::Policy(Arc::new(policy)),
             message: None,
+            hold_output: false,
         }
     }
 
@@ -550,6 +574,7 @@ impl Guardrail {
             layer: self.layer,
             source: self.condition.source(),
             message: self.default_message(),
+            hold_output: self.hold_output,
         }
     }
 
@@ -708,6 +733,11 @@ impl GuardrailEngine {
     /// The guardrails at `layer`, in registration order.
     pub fn at(&self, layer: Layer) -> impl Iterator<Item = &Guardrail> {
         self.guardrails.iter().filter(move |g| g.layer == layer)
+    }
+
+    /// Whether any output guardrail holds streamed output back.
+    pub fn holds_output(&self) -> bool {
+        self.guardrails.iter().any(Guardrail::holds_output)
     }
 
     /// Every guardrail, by layer then registration order.

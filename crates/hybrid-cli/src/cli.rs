@@ -50,6 +50,28 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Workflow files: the built-ins and ./workflows/*.yaml.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+}
+
+/// `hybrid workflows …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Built-in workflows and those in ./workflows/: name, stages, description, source.
+    List,
+    /// One workflow's stages, dependencies and inputs.
+    Show {
+        /// A workflow name or a file.
+        #[arg(value_name = "NAME|FILE")]
+        workflow: String,
+    },
+    /// Check a workflow file: prints `ok: NAME (N stages)` or the one-line error.
+    Validate {
+        /// The file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// `hybrid policy …`.

@@ -74,6 +74,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Approvals(cmd) => commands::approvals::approvals(&global, cmd).await,
         Command::Guardrails(cmd) => commands::guardrails::guardrails(&global, cmd).await,
         Command::Audit(cmd) => commands::audit::audit(&global, cmd).await,
+        Command::Workflows(cmd) => commands::workflows::workflows(&global, cmd),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod policy;
 pub mod route;
 pub mod run;
 pub mod tasks;
+pub mod workflows;
 
 use std::io::Write;
 

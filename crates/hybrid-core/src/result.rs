@@ -70,6 +70,11 @@ pub struct StageResult {
     /// A verifier's verdict (`pass` / `fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// A workflow stage's facts for later stages and for resuming: its
+    /// status (`completed`, `skipped`, `failed`), `ok`, `json`, `commands`,
+    /// `attempt`, `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
     /// Why the model stopped (`stop`, `end_turn`, `max_tokens`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,

@@ -10,6 +10,19 @@
 //! Any non-terminal state may also go to `BLOCKED` (a guardrail said no),
 //! `FAILED` or `CANCELLED`. `FAILED` and `CANCELLED` tasks may be resumed
 //! (back to `IN_PROGRESS`); `COMPLETED` and `BLOCKED` are final.
+//!
+//! Resuming (`hybrid tasks resume ID`) needs no pair of its own; whatever
+//! status a failed, cancelled or dead process left the task in, a legal path
+//! back to `IN_PROGRESS` already exists:
+//!
+//! | left in | resume does |
+//! | --- | --- |
+//! | `FAILED`, `CANCELLED` | `→ IN_PROGRESS` |
+//! | `AWAITING_APPROVAL` | `→ IN_PROGRESS` (the approval is asked again or read from the store) |
+//! | `ROUTING` | `→ IN_PROGRESS` (routing again first if no route was stored) |
+//! | `PENDING` | `→ ROUTING → IN_PROGRESS`, as a first run |
+//! | `IN_PROGRESS` | nothing: the task stays `IN_PROGRESS` (`IN_PROGRESS → IN_PROGRESS` is not a transition) |
+//! | `COMPLETED`, `BLOCKED` | cannot be resumed |
 
 use std::fmt;
 use std::str::FromStr;
@@ -153,6 +166,37 @@ mod tests {
                 assert_eq!(from.can_transition(to), expected, "{from} -> {to}");
             }
         }
+    }
+
+    /// Every status a failed, cancelled or dead run can leave a task in has
+    /// a legal path back to `in_progress`; final ones have none.
+    #[test]
+    fn resume_paths_are_legal() {
+        for from in [Failed, Cancelled, AwaitingApproval, Routing] {
+            assert_eq!(from.transition(InProgress), Ok(InProgress), "{from}");
+        }
+        // A task that never got routed goes through routing, as a first run.
+        assert_eq!(
+            Pending
+                .transition(Routing)
+                .and_then(|s| s.transition(InProgress)),
+            Ok(InProgress)
+        );
+        // Left in progress: kept as is, not re-entered.
+        assert!(!InProgress.can_transition(InProgress));
+        for from in [Completed, Blocked] {
+            for to in TaskStatus::ALL {
+                assert!(!from.can_transition(to), "{from} -> {to}");
+            }
+        }
+        // A resumed run can fail again and be resumed again.
+        let mut s = Failed;
+        for next in [
+            InProgress, Failed, InProgress, Cancelled, InProgress, Completed,
+        ] {
+            s = s.transition(next).unwrap();
+        }
+        assert_eq!(s, Completed);
     }
 
     #[test]

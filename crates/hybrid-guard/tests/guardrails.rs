@@ -571,6 +571,7 @@ fn stage_result_helper_fills_stage_output_and_usage() {
         tools_used: vec![],
         tool_calls: vec![],
         verdict: None,
+        detail: None,
         finish_reason: None,
         duration_ms: 1,
     };

@@ -95,6 +95,36 @@ pub enum StoreError {
         /// How many times the compare-and-set was tried.
         attempts: u32,
     },
+    /// [`journal_finish`](crate::Store::journal_finish) on an entry already
+    /// finished: the first output stands.
+    #[error("task {task}: journal entry `{key}` is already finished")]
+    JournalFinished {
+        /// The task.
+        task: TaskId,
+        /// The entry's key.
+        key: String,
+    },
+    /// [`journal_finish`](crate::Store::journal_finish) on a key never
+    /// begun with [`journal_begin`](crate::Store::journal_begin).
+    #[error("task {task}: journal entry `{key}` was never begun")]
+    JournalNotBegun {
+        /// The task.
+        task: TaskId,
+        /// The key.
+        key: String,
+    },
+    /// A lease length of zero or more than
+    /// [`MAX_LEASE_TTL`](crate::journal::MAX_LEASE_TTL).
+    #[error(
+        "task {task}: lease ttl {ttl:?} out of range (more than zero, at most {max:?})",
+        max = crate::journal::MAX_LEASE_TTL
+    )]
+    InvalidLeaseTtl {
+        /// The task.
+        task: TaskId,
+        /// The ttl asked for.
+        ttl: std::time::Duration,
+    },
     /// A value could not be written as JSON.
     #[error("cannot encode {what} as JSON: {detail}")]
     Encode {

@@ -12,6 +12,7 @@
 //! | [`approval`] | approval requests: [`NewApproval`], [`Approval`], [`ApprovalStatus`], [`ApprovalFilter`] |
 //! | [`audit`] | the audit chain: [`AuditEntry`], [`AuditRecord`], [`AuditFilter`], [`AuditVerification`], the hash encoding |
 //! | [`budget`] | budgets per task, platform, submitter and day: [`BudgetScope`], [`BudgetCharge`], [`ChargeOutcome`], the ledger ([`LedgerEntry`]) |
+//! | [`journal`] | resumable tasks: the journal of side effects ([`JournalBegin`], [`JournalEntry`], [`JournalState`]) and task leases |
 //! | [`redact`] | [`Redactor`]: secrets out of audit records |
 //! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
 //! | [`sqlite`] | [`SqliteStore`] |
@@ -35,6 +36,7 @@ pub mod budget;
 mod codec;
 pub mod connect;
 pub mod error;
+pub mod journal;
 pub mod postgres;
 pub mod redact;
 pub mod sqlite;
@@ -45,6 +47,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification, BadReco
 pub use budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
 pub use connect::{connect, default_sqlite_url};
 pub use error::StoreError;
+pub use journal::{JournalBegin, JournalEntry, JournalState};
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
 pub use redact::Redactor;
 pub use sqlite::SqliteStore;

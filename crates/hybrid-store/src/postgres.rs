@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,6 +28,7 @@ use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, micros, single_task,
 };
 use crate::error::{is_foreign_key_violation, is_unique_violation};
+use crate::journal::{self, JournalBegin, JournalEntry, JournalState};
 use crate::{
     AuditEntry, AuditFilter, AuditRecord, AuditVerification, MetricsSnapshot, Redactor,
     StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
@@ -231,6 +233,23 @@ impl PostgresStore {
             attempts: MAX_CAS_ATTEMPTS,
         })
     }
+
+    /// After a lease `UPDATE … WHERE`: `true` if it changed the row; else
+    /// `false` if the task exists, [`StoreError::NotFound`] if not.
+    async fn lease_changed(&self, task: &TaskId, rows: u64) -> Result<bool, StoreError> {
+        if rows == 1 {
+            return Ok(true);
+        }
+        let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM tasks WHERE id = $1")
+            .bind(task.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading the lease of task {task}"), e))?;
+        match found {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound(task.clone())),
+        }
+    }
 }
 
 /// Reads the status and, if the move is legal, updates it only if it is still
@@ -369,6 +388,16 @@ type TaskRow = (
     Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+/// A `journal` row: key, state, output, `started_at`, `finished_at`.
+type JournalRow = (
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
 );
 type SummaryRow = (
     String,
@@ -614,14 +643,16 @@ impl Store for PostgresStore {
 
     async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
         let row: Option<TaskRow> = sqlx::query_as(
-            "SELECT task::text, status, route::text, result::text, created_at, updated_at \
-             FROM tasks WHERE id = $1",
+            "SELECT task::text, status, route::text, result::text, created_at, updated_at, \
+             lease_owner, lease_until FROM tasks WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::query(format!("reading task {id}"), e))?;
-        let Some((task, status, route, result, created_at, updated_at)) = row else {
+        let Some((task, status, route, result, created_at, updated_at, lease_owner, lease_until)) =
+            row
+        else {
             return Ok(None);
         };
         let what = format!("task {id}");
@@ -632,6 +663,8 @@ impl Store for PostgresStore {
             result: result.map(|r| codec::from_json(&r, &what)).transpose()?,
             created_at,
             updated_at,
+            lease_owner,
+            lease_until,
         }))
     }
 
@@ -1105,6 +1138,177 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn journal_begin(&self, task: &TaskId, key: &str) -> Result<JournalBegin, StoreError> {
+        let context = format!("beginning {}", journal::journal_what(task, key));
+        let mut tx = self.begin(&context).await?;
+        // An insert racing another writer's uncommitted insert of the same
+        // key waits for it, then does nothing; the read after it (a new
+        // snapshot under READ COMMITTED) sees the winner's row.
+        let inserted = sqlx::query(
+            "INSERT INTO journal (task_id, key, state, started_at) VALUES ($1, $2, 'started', $3) \
+             ON CONFLICT (task_id, key) DO NOTHING",
+        )
+        .bind(task.as_str())
+        .bind(key)
+        .bind(micros(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(task.clone())
+            } else {
+                StoreError::query(&context, e)
+            }
+        })?;
+        let outcome = if inserted.rows_affected() == 1 {
+            JournalBegin::Started
+        } else {
+            let row: Option<(String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT state, output::text, started_at FROM journal \
+                 WHERE task_id = $1 AND key = $2",
+            )
+            .bind(task.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+            // Gone again: deleted with its task since the insert.
+            let Some((state, output, started_at)) = row else {
+                return Err(StoreError::NotFound(task.clone()));
+            };
+            journal::begin_outcome(task, key, &state, output, started_at)?
+        };
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+        Ok(outcome)
+    }
+
+    async fn journal_finish(
+        &self,
+        task: &TaskId,
+        key: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let what = journal::journal_what(task, key);
+        let context = format!("finishing {what}");
+        let json = codec::to_json(output, &format!("output of {what}"))?;
+        for _ in 0..journal::FINISH_ATTEMPTS {
+            let updated = sqlx::query(
+                "UPDATE journal SET state = 'finished', output = $1::json, finished_at = $2 \
+                 WHERE task_id = $3 AND key = $4 AND state = 'started'",
+            )
+            .bind(&json)
+            .bind(micros(Utc::now()))
+            .bind(task.as_str())
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+            if updated.rows_affected() == 1 {
+                return Ok(());
+            }
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT state FROM journal WHERE task_id = $1 AND key = $2")
+                    .bind(task.as_str())
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::query(&context, e))?;
+            // `started` now: begun by another writer after the update; again.
+            if let Some(error) =
+                journal::finish_error(task, key, row.as_ref().map(|(s,)| s.as_str()))?
+            {
+                return Err(error);
+            }
+        }
+        Err(journal::finish_gave_up(task, key))
+    }
+
+    async fn journal(&self, task: &TaskId) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows: Vec<JournalRow> = sqlx::query_as(
+            "SELECT key, state, output::text, started_at, finished_at FROM journal \
+             WHERE task_id = $1 ORDER BY seq",
+        )
+        .bind(task.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("reading the journal of task {task}"), e))?;
+        rows.into_iter()
+            .map(|(key, state, output, started_at, finished_at)| {
+                let what = journal::journal_what(task, &key);
+                Ok(JournalEntry {
+                    task_id: task.clone(),
+                    state: JournalState::parse(&state, &what)?,
+                    output: journal::decode_output(output, &what)?,
+                    started_at,
+                    finished_at,
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_task(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ttl = journal::ttl_micros(task, ttl)?;
+        // The database's clock, for every worker alike.
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_owner = $1, \
+             lease_until = now() + $2 * INTERVAL '1 microsecond' \
+             WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 \
+             OR lease_until IS NULL OR lease_until <= now())",
+        )
+        .bind(owner)
+        .bind(ttl)
+        .bind(task.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("claiming task {task} for {owner}"), e))?;
+        self.lease_changed(task, done.rows_affected()).await
+    }
+
+    async fn renew_lease(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ttl = journal::ttl_micros(task, ttl)?;
+        let done = sqlx::query(
+            "UPDATE tasks \
+             SET lease_until = now() + $1 * INTERVAL '1 microsecond' \
+             WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(ttl)
+        .bind(task.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            StoreError::query(format!("renewing the lease of task {task} for {owner}"), e)
+        })?;
+        self.lease_changed(task, done.rows_affected()).await
+    }
+
+    async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(task.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("releasing task {task} for {owner}"), e))?;
+        self.lease_changed(task, done.rows_affected()).await?;
+        Ok(())
     }
 }
 

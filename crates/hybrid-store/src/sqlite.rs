@@ -46,6 +46,7 @@ use crate::codec::{
     self, MAX_CAS_ATTEMPTS, RawMetrics, ResultColumns, describe_events, single_task,
 };
 use crate::error::{is_foreign_key_violation, is_unique_violation};
+use crate::journal::{self, JournalBegin, JournalEntry, JournalState};
 use crate::{
     AuditEntry, AuditFilter, AuditRecord, AuditVerification, MetricsSnapshot, Redactor,
     StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
@@ -268,6 +269,23 @@ impl SqliteStore {
             id: id.clone(),
             attempts: MAX_CAS_ATTEMPTS,
         })
+    }
+
+    /// After a lease `UPDATE … WHERE`: `true` if it changed the row; else
+    /// `false` if the task exists, [`StoreError::NotFound`] if not.
+    async fn lease_changed(&self, task: &TaskId, rows: u64) -> Result<bool, StoreError> {
+        if rows == 1 {
+            return Ok(true);
+        }
+        let found: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM tasks WHERE id = $1")
+            .bind(task.as_str())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(|e| StoreError::query(format!("reading the lease of task {task}"), e))?;
+        match found {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound(task.clone())),
+        }
     }
 }
 
@@ -534,7 +552,11 @@ type TaskRow = (
     Option<String>,
     String,
     String,
+    Option<String>,
+    Option<String>,
 );
+/// A `journal` row: key, state, output, `started_at`, `finished_at`.
+type JournalRow = (String, String, Option<String>, String, Option<String>);
 type SummaryRow = (
     String,
     String,
@@ -700,13 +722,16 @@ impl Store for SqliteStore {
 
     async fn get_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, StoreError> {
         let row: Option<TaskRow> = sqlx::query_as(
-            "SELECT task, status, route, result, created_at, updated_at FROM tasks WHERE id = $1",
+            "SELECT task, status, route, result, created_at, updated_at, lease_owner, lease_until \
+             FROM tasks WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::query(format!("reading task {id}"), e))?;
-        let Some((task, status, route, result, created_at, updated_at)) = row else {
+        let Some((task, status, route, result, created_at, updated_at, lease_owner, lease_until)) =
+            row
+        else {
             return Ok(None);
         };
         let what = format!("task {id}");
@@ -717,6 +742,8 @@ impl Store for SqliteStore {
             result: result.map(|r| codec::from_json(&r, &what)).transpose()?,
             created_at: parse_ts(&created_at, &what)?,
             updated_at: parse_ts(&updated_at, &what)?,
+            lease_owner,
+            lease_until: lease_until.map(|t| parse_ts(&t, &what)).transpose()?,
         }))
     }
 
@@ -1171,6 +1198,178 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn journal_begin(&self, task: &TaskId, key: &str) -> Result<JournalBegin, StoreError> {
+        let context = format!("beginning {}", journal::journal_what(task, key));
+        let mut tx = self.begin_write(&context).await?;
+        // `seq`: the task's next begin position. The write lock is held, so
+        // no other writer can compute the same one.
+        let inserted = sqlx::query(
+            "INSERT INTO journal (task_id, key, seq, state, started_at) \
+             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, 'started', $3 FROM journal \
+             WHERE task_id = $1 \
+             ON CONFLICT (task_id, key) DO NOTHING",
+        )
+        .bind(task.as_str())
+        .bind(key)
+        .bind(ts(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(task.clone())
+            } else {
+                StoreError::query(&context, e)
+            }
+        })?;
+        let outcome = if inserted.rows_affected() == 1 {
+            JournalBegin::Started
+        } else {
+            let row: Option<(String, Option<String>, String)> = sqlx::query_as(
+                "SELECT state, output, started_at FROM journal WHERE task_id = $1 AND key = $2",
+            )
+            .bind(task.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+            let Some((state, output, started_at)) = row else {
+                return Err(StoreError::decode(
+                    journal::journal_what(task, key),
+                    "neither inserted nor found",
+                ));
+            };
+            let started_at = parse_ts(&started_at, &journal::journal_what(task, key))?;
+            journal::begin_outcome(task, key, &state, output, started_at)?
+        };
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::query(&context, e))?;
+        Ok(outcome)
+    }
+
+    async fn journal_finish(
+        &self,
+        task: &TaskId,
+        key: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let what = journal::journal_what(task, key);
+        let context = format!("finishing {what}");
+        let json = codec::to_json(output, &format!("output of {what}"))?;
+        // Update and read back under the write lock: the row cannot change
+        // in between, so one attempt settles it.
+        let mut tx = self.begin_write(&context).await?;
+        let updated = sqlx::query(
+            "UPDATE journal SET state = 'finished', output = $1, finished_at = $2 \
+             WHERE task_id = $3 AND key = $4 AND state = 'started'",
+        )
+        .bind(&json)
+        .bind(ts(Utc::now()))
+        .bind(task.as_str())
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::query(&context, e))?;
+        if updated.rows_affected() == 1 {
+            return tx
+                .commit()
+                .await
+                .map_err(|e| StoreError::query(&context, e));
+        }
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT state FROM journal WHERE task_id = $1 AND key = $2")
+                .bind(task.as_str())
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| StoreError::query(&context, e))?;
+        Err(
+            journal::finish_error(task, key, row.as_ref().map(|(s,)| s.as_str()))?
+                .unwrap_or_else(|| journal::finish_gave_up(task, key)),
+        )
+    }
+
+    async fn journal(&self, task: &TaskId) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows: Vec<JournalRow> = sqlx::query_as(
+            "SELECT key, state, output, started_at, finished_at FROM journal \
+             WHERE task_id = $1 ORDER BY seq",
+        )
+        .bind(task.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query(format!("reading the journal of task {task}"), e))?;
+        rows.into_iter()
+            .map(|(key, state, output, started_at, finished_at)| {
+                let what = journal::journal_what(task, &key);
+                Ok(JournalEntry {
+                    task_id: task.clone(),
+                    state: JournalState::parse(&state, &what)?,
+                    output: journal::decode_output(output, &what)?,
+                    started_at: parse_ts(&started_at, &what)?,
+                    finished_at: finished_at.map(|t| parse_ts(&t, &what)).transpose()?,
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_task(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let until = journal::lease_until(task, now, ttl)?;
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_owner = $1, lease_until = $2 \
+             WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 \
+             OR lease_until IS NULL OR lease_until <= $4)",
+        )
+        .bind(owner)
+        .bind(ts(until))
+        .bind(task.as_str())
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| StoreError::query(format!("claiming task {task} for {owner}"), e))?;
+        self.lease_changed(task, done.rows_affected()).await
+    }
+
+    async fn renew_lease(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = journal::lease_until(task, Utc::now(), ttl)?;
+        let done =
+            sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                .bind(ts(until))
+                .bind(task.as_str())
+                .bind(owner)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| {
+                    StoreError::query(format!("renewing the lease of task {task} for {owner}"), e)
+                })?;
+        self.lease_changed(task, done.rows_affected()).await
+    }
+
+    async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(task.as_str())
+        .bind(owner)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| StoreError::query(format!("releasing task {task} for {owner}"), e))?;
+        self.lease_changed(task, done.rows_affected()).await?;
+        Ok(())
+    }
 }
 
 /// A `budget_ledger` row as read.
@@ -1293,6 +1492,7 @@ mod tests {
             tools_used: Vec::new(),
             tool_calls: Vec::new(),
             verdict: None,
+            detail: None,
             finish_reason: None,
             duration_ms: 1,
         }

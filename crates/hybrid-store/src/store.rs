@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use crate::StoreError;
 use crate::approval::{Approval, ApprovalFilter, NewApproval};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
 use crate::budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry};
+use crate::journal::{JournalBegin, JournalEntry};
 
 /// Durable task state, the same for every backend.
 ///
@@ -25,17 +27,18 @@ use crate::budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry};
 ///
 /// | table | one row per | key | holds |
 /// | --- | --- | --- | --- |
-/// | `tasks` | task | `id` | the task JSON; indexed columns `task_type`, `priority`, `status`, `submitted_by`, `created_at`, `updated_at`; `platform` and route JSON (from [`set_route`](Store::set_route) / [`finish`](Store::finish)); result JSON and its columns `output`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `cost_nanos` (NULL = unknown), `duration_ms`, `error`, `finished_at` |
+/// | `tasks` | task | `id` | the task JSON; indexed columns `task_type`, `priority`, `status`, `submitted_by`, `created_at`, `updated_at`; `platform` and route JSON (from [`set_route`](Store::set_route) / [`finish`](Store::finish)); result JSON and its columns `output`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `cost_nanos` (NULL = unknown), `duration_ms`, `error`, `finished_at`; the lease `lease_owner`, `lease_until` (NULL = none) — see [`journal`](crate::journal) |
 /// | `status_changes` | status change | `id` (insertion order) | `task_id`, `from_status` (NULL on creation), `to_status`, `reason`, `at` |
 /// | `events` | [`Event`] | (`task_id`, `seq`) | `event_type`, `at`, the event JSON |
 /// | `stages` | stage of a task | (`task_id`, `position`) | `name`, `agent`, `platform`, the [`StageResult`] JSON |
 /// | `approvals` | approval request | `id` (`ap_…`) | `task_id` (foreign key), `call_id`, `agent`, `tool`, `command`, `rule`, `reason`, `status` (`pending`, `approved`, `rejected`, `expired`), `requested_at`, `expires_at`, `decided_by`, `decided_at`, `note` — see [`approval`](crate::approval) |
 /// | `budgets` | budget scope | `scope` (`task:<id>`, `platform:<name>`, `submitter:<name>`, `day:<YYYY-MM-DD>`) | `spent_nanos`, `updated_at` — see [`budget`](crate::budget) |
 /// | `budget_ledger` | reservation or settlement of one scope | `id` (insertion order) | `task_id` (no foreign key), `scope`, `kind` (`reserve`, `settle`), `delta_nanos`, `note`, `at` |
+/// | `journal` | side effect of a task | (`task_id`, `key`) | `seq` (begin order), `state` (`started`, `finished`), `output` JSON (NULL until finished), `started_at`, `finished_at` — see [`journal`](crate::journal) |
 /// | `audit_log` | audit record | `seq` (1, 2, 3 … without gaps) | `at`, `task_id` (no foreign key), `agent`, `action`, `command`, `output`, `user_name`, `approved_by`, `detail` (canonical JSON), `prev_hash`, `hash` — see [`audit`](crate::audit) |
 ///
 /// Indexes: `tasks(status)`, `tasks(created_at)`, `status_changes(task_id, id)`,
-/// `audit_log(task_id, seq)`, `budget_ledger(task_id, id)`, `budget_ledger(scope, id)`, `approvals(status, requested_at)`, `approvals(task_id)`;
+/// `audit_log(task_id, seq)`, `budget_ledger(task_id, id)`, `budget_ledger(scope, id)`, `approvals(status, requested_at)`, `approvals(task_id)`, `journal(task_id, seq)`;
 /// `events(task_id, seq)` and `stages(task_id, position)` are primary keys.
 /// Money is stored as integer nano-dollars; JSON is `TEXT` in SQLite and
 /// `JSON` in PostgreSQL (not `JSONB`, which would reorder keys and lose stage
@@ -193,6 +196,66 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The ledger, oldest first: one task's rows, or all of them.
     async fn budget_ledger(&self, task: Option<&TaskId>) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Begins the journal entry `key` of a task, before its side effect
+    /// runs: inserts it as `started` ([`JournalBegin::Started`]: run it now)
+    /// unless the key exists, in which case nothing changes and the answer is
+    /// [`JournalBegin::Finished`] with the recorded output (do not run it
+    /// again) or [`JournalBegin::Interrupted`] (begun, never finished: it may
+    /// have run).
+    ///
+    /// Atomic across processes (`INSERT … ON CONFLICT DO NOTHING` and a read
+    /// back in one transaction): of callers racing on one key exactly one
+    /// gets `Started`. [`StoreError::NotFound`] if the task is unknown. See
+    /// [`journal`](crate::journal).
+    async fn journal_begin(&self, task: &TaskId, key: &str) -> Result<JournalBegin, StoreError>;
+
+    /// Finishes a started journal entry with the effect's output.
+    /// [`StoreError::JournalFinished`] if it is already finished (the first
+    /// output stands), [`StoreError::JournalNotBegun`] if the key was never
+    /// begun; both name the key.
+    async fn journal_finish(
+        &self,
+        task: &TaskId,
+        key: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// A task's journal entries in the order they were begun (none for an
+    /// unknown task).
+    async fn journal(&self, task: &TaskId) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// Takes the task's lease for `owner` until now + `ttl`, if it has none,
+    /// an expired one, or one `owner` holds already (then it is renewed):
+    /// `true`. `false` if another owner holds an unexpired lease.
+    ///
+    /// One compare-and-set `UPDATE … WHERE`: of claimers racing, one wins.
+    /// PostgreSQL uses the database's clock, SQLite the application's (see
+    /// [`journal`](crate::journal)). [`StoreError::NotFound`] if the task is
+    /// unknown, [`StoreError::InvalidLeaseTtl`] for a `ttl` of zero or over
+    /// [`MAX_LEASE_TTL`](crate::journal::MAX_LEASE_TTL).
+    async fn claim_task(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends `owner`'s lease to now + `ttl`: `true`; `false` if `owner`
+    /// no longer holds it (taken over after it expired, or released). An
+    /// expired lease nobody took is still `owner`'s and is renewed. Errors as
+    /// [`claim_task`](Store::claim_task).
+    async fn renew_lease(
+        &self,
+        task: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Drops `owner`'s lease, so another process may claim the task at once.
+    /// A lease held by another owner (or none) is left as it is.
+    /// [`StoreError::NotFound`] if the task is unknown.
+    async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError>;
 }
 
 /// A task as stored.
@@ -208,8 +271,15 @@ pub struct TaskRecord {
     pub result: Option<TaskResult>,
     /// When it was created (the task's own `created_at`, to the microsecond).
     pub created_at: DateTime<Utc>,
-    /// When the row last changed.
+    /// When the row last changed (lease changes do not count).
     pub updated_at: DateTime<Utc>,
+    /// Who holds the task's lease (see [`journal`](crate::journal)), if
+    /// anyone; it may have expired.
+    #[serde(default)]
+    pub lease_owner: Option<String>,
+    /// Until when, to the microsecond.
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// One line of a task listing.

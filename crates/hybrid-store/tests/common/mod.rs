@@ -91,6 +91,15 @@ macro_rules! store_suite {
             budget_concurrent_reservers_never_exceed,
             budget_survives_reopen,
             budget_overlapping_scopes_in_any_order,
+            journal_begin_finish_replay,
+            journal_interrupted_entry_is_reported,
+            journal_concurrent_begin_one_started,
+            journal_finish_errors_name_the_key,
+            journal_lists_in_begin_order,
+            journal_resume_after_failure,
+            lease_claim_renew_release,
+            lease_expired_is_taken_over,
+            lease_concurrent_claimers_one_wins,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -69,6 +69,7 @@ fn stage(agent: &str, platform: &str, output: &str) -> StageResult {
             is_error: false,
         }],
         verdict: None,
+        detail: None,
         finish_reason: Some("end_turn".into()),
         duration_ms: 12,
     }
@@ -1842,4 +1843,459 @@ pub async fn budget_overlapping_scopes_in_any_order(db: Arc<dyn Opener>) {
     assert_eq!(charged, 5);
     assert_eq!(a.budget_spent(&tight).await.unwrap(), usd(5.0));
     assert_eq!(b.budget_spent(&loose).await.unwrap(), usd(5.0));
+}
+
+// ---- durability: the journal and leases ----
+
+use hybrid_store::{JournalBegin, JournalState};
+use std::time::Duration as StdDuration;
+
+/// A fresh task in progress, for the journal and lease cases.
+async fn running_task(store: &dyn Store, description: &str) -> TaskId {
+    let task = sample_task(description);
+    store.create_task(&task).await.unwrap();
+    to_in_progress(store, &task.id).await;
+    task.id
+}
+
+pub async fn journal_begin_finish_replay(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let id = running_task(&*store, "journal").await;
+    let key = "stage:diagnostics/cmd:0/attempt:1";
+
+    assert_eq!(
+        store.journal_begin(&id, key).await.unwrap(),
+        JournalBegin::Started
+    );
+    let entries = store.journal(&id).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].task_id, id);
+    assert_eq!(entries[0].key, key);
+    assert_eq!(entries[0].state, JournalState::Started);
+    assert_eq!(entries[0].output, None);
+    assert_eq!(entries[0].finished_at, None);
+
+    let output = json!({"exit_code": 0, "stdout": "ok\n", "keys": {"z": 1, "a": [true, null]}});
+    store.journal_finish(&id, key, &output).await.unwrap();
+    // Replayed, from this handle and from another process's.
+    let other = db.open().await;
+    for s in [&store, &other] {
+        assert_eq!(
+            s.journal_begin(&id, key).await.unwrap(),
+            JournalBegin::Finished(output.clone())
+        );
+    }
+    let entries = other.journal(&id).await.unwrap();
+    assert_eq!(entries.len(), 1, "replays add no entries");
+    let entry = &entries[0];
+    assert_eq!(entry.state, JournalState::Finished);
+    assert_eq!(entry.output.as_ref(), Some(&output));
+    let finished_at = entry.finished_at.expect("finished_at");
+    assert!(finished_at >= entry.started_at);
+
+    // Any JSON, `null` included, is an output.
+    store.journal_begin(&id, "null").await.unwrap();
+    store
+        .journal_finish(&id, "null", &serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.journal_begin(&id, "null").await.unwrap(),
+        JournalBegin::Finished(serde_json::Value::Null)
+    );
+
+    // Keys belong to one task.
+    let second = running_task(&*store, "second").await;
+    assert_eq!(
+        store.journal_begin(&second, key).await.unwrap(),
+        JournalBegin::Started
+    );
+    // Unknown task.
+    let err = store
+        .journal_begin(&"no-such-task".into(), key)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(
+        store
+            .journal(&"no-such-task".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn journal_interrupted_entry_is_reported(db: Arc<dyn Opener>) {
+    let key = "stage:execution/call:toolu_01abc";
+    let (id, started_at) = {
+        // A process begins a tool call and dies before finishing it.
+        let store = db.open().await;
+        let id = running_task(&*store, "interrupted").await;
+        assert!(store.journal_begin(&id, key).await.unwrap().is_started());
+        let started_at = store.journal(&id).await.unwrap()[0].started_at;
+        (id, started_at)
+    };
+    let store = db.open().await;
+    assert_eq!(
+        store.journal_begin(&id, key).await.unwrap(),
+        JournalBegin::Interrupted { started_at }
+    );
+    // Asking again changes nothing.
+    assert_eq!(
+        store.journal_begin(&id, key).await.unwrap(),
+        JournalBegin::Interrupted { started_at }
+    );
+    // The engine records its decision on the interrupted entry…
+    let skipped = json!({"skipped": "interrupted"});
+    store.journal_finish(&id, key, &skipped).await.unwrap();
+    assert_eq!(
+        store.journal_begin(&id, key).await.unwrap(),
+        JournalBegin::Finished(skipped)
+    );
+    // …or tries again under the next attempt's key.
+    assert!(
+        store
+            .journal_begin(&id, "stage:execution/call:toolu_01abc/attempt:2")
+            .await
+            .unwrap()
+            .is_started()
+    );
+    let entries = store.journal(&id).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].started_at, started_at);
+}
+
+pub async fn journal_concurrent_begin_one_started(db: Arc<dyn Opener>) {
+    // Two handles = two connection pools, as two processes would have.
+    let a = db.open().await;
+    let b = db.open().await;
+    let id = running_task(&*a, "race").await;
+    for round in 0..4 {
+        let key = format!("stage:execution/cmd:{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (id, key, barrier) = (id.clone(), key.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.journal_begin(&id, &key).await.unwrap()
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for handle in handles {
+            outcomes.push(handle.await.unwrap());
+        }
+        let started = outcomes.iter().filter(|o| o.is_started()).count();
+        assert_eq!(started, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, JournalBegin::Started | JournalBegin::Interrupted { .. })),
+            "round {round}: {outcomes:?}"
+        );
+    }
+    assert_eq!(a.journal(&id).await.unwrap().len(), 4);
+}
+
+pub async fn journal_finish_errors_name_the_key(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let id = running_task(&*store, "finish errors").await;
+    let key = "stage:diagnostics/cmd:3/attempt:1";
+
+    let err = store.journal_finish(&id, key, &json!(1)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::JournalNotBegun { task, key: k } if task == &id && k == key),
+        "{err}"
+    );
+    assert!(err.to_string().contains(key), "{err}");
+    assert!(store.journal(&id).await.unwrap().is_empty());
+
+    store.journal_begin(&id, key).await.unwrap();
+    store
+        .journal_finish(&id, key, &json!("first"))
+        .await
+        .unwrap();
+    let err = store
+        .journal_finish(&id, key, &json!("second"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::JournalFinished { task, key: k } if task == &id && k == key),
+        "{err}"
+    );
+    assert!(err.to_string().contains(key), "{err}");
+    assert!(err.to_string().contains(id.as_str()), "{err}");
+    // The first output stands.
+    assert_eq!(
+        store.journal_begin(&id, key).await.unwrap(),
+        JournalBegin::Finished(json!("first"))
+    );
+
+    let err = store
+        .journal_finish(&"no-such-task".into(), key, &json!(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JournalNotBegun { .. }), "{err}");
+}
+
+pub async fn journal_lists_in_begin_order(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let id = running_task(&*store, "order").await;
+    let other = running_task(&*store, "other").await;
+    // Not alphabetical, and begun faster than the clock may tick.
+    let keys: Vec<String> = (0..24)
+        .map(|n| format!("stage:{}/cmd:{n}", ["z", "a", "m"][n % 3]))
+        .collect();
+    for (n, key) in keys.iter().enumerate() {
+        assert!(store.journal_begin(&id, key).await.unwrap().is_started());
+        if n % 5 == 0 {
+            store.journal_begin(&other, key).await.unwrap();
+        }
+    }
+    // Finishing in another order does not reorder the listing.
+    for key in keys.iter().rev().step_by(2) {
+        store.journal_finish(&id, key, &json!(key)).await.unwrap();
+    }
+    let entries = store.journal(&id).await.unwrap();
+    let listed: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+    let expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(listed, expected);
+    for pair in entries.windows(2) {
+        assert!(pair[0].started_at <= pair[1].started_at);
+    }
+    let finished = entries
+        .iter()
+        .filter(|e| e.state == JournalState::Finished)
+        .count();
+    assert_eq!(finished, 12);
+    assert!(entries.iter().all(|e| e.task_id == id));
+    assert_eq!(store.journal(&other).await.unwrap().len(), 5);
+}
+
+pub async fn journal_resume_after_failure(db: Arc<dyn Opener>) {
+    // A run: two commands done, a third begun, then the process fails.
+    let id = {
+        let store = db.open().await;
+        let id = running_task(&*store, "resume me").await;
+        assert!(
+            store
+                .claim_task(&id, "worker-1", StdDuration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        for n in 0..2 {
+            let key = format!("stage:diagnostics/cmd:{n}/attempt:1");
+            assert!(store.journal_begin(&id, &key).await.unwrap().is_started());
+            store
+                .journal_finish(&id, &key, &json!({"cmd": n}))
+                .await
+                .unwrap();
+        }
+        store
+            .journal_begin(&id, "stage:diagnostics/cmd:2/attempt:1")
+            .await
+            .unwrap();
+        store.transition(&id, Failed, Some("boom")).await.unwrap();
+        store.release_task(&id, "worker-1").await.unwrap();
+        id
+    };
+    // `hybrid tasks resume ID`, in another process.
+    let store = db.open().await;
+    assert!(
+        store
+            .claim_task(&id, "worker-2", StdDuration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .transition(&id, InProgress, Some("resumed"))
+            .await
+            .unwrap(),
+        Failed
+    );
+    for n in 0..2 {
+        assert_eq!(
+            store
+                .journal_begin(&id, &format!("stage:diagnostics/cmd:{n}/attempt:1"))
+                .await
+                .unwrap(),
+            JournalBegin::Finished(json!({"cmd": n}))
+        );
+    }
+    assert!(matches!(
+        store
+            .journal_begin(&id, "stage:diagnostics/cmd:2/attempt:1")
+            .await
+            .unwrap(),
+        JournalBegin::Interrupted { .. }
+    ));
+    let record = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, InProgress);
+    assert_eq!(record.lease_owner.as_deref(), Some("worker-2"));
+}
+
+pub async fn lease_claim_renew_release(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let id = running_task(&*store, "lease").await;
+    let ttl = StdDuration::from_secs(60);
+    let before = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(before.lease_owner, None);
+    assert_eq!(before.lease_until, None);
+
+    let t0 = Utc::now();
+    assert!(store.claim_task(&id, "alice", ttl).await.unwrap());
+    let held = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(held.lease_owner.as_deref(), Some("alice"));
+    let until = held.lease_until.expect("lease_until");
+    // Now + 60 s, give or take the clocks of test and database.
+    let slack = Duration::seconds(5);
+    assert!(
+        until > t0 + Duration::seconds(60) - slack,
+        "{until} vs {t0}"
+    );
+    assert!(
+        until < t0 + Duration::seconds(60) + slack,
+        "{until} vs {t0}"
+    );
+    // Leases leave status and `updated_at` alone.
+    assert_eq!(held.status, InProgress);
+    assert_eq!(held.updated_at, before.updated_at);
+
+    // Another owner is refused, and changes nothing.
+    assert!(!store.claim_task(&id, "bob", ttl).await.unwrap());
+    assert!(!store.renew_lease(&id, "bob", ttl).await.unwrap());
+    store.release_task(&id, "bob").await.unwrap();
+    let still = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(still.lease_owner.as_deref(), Some("alice"));
+    assert_eq!(still.lease_until, Some(until));
+
+    // The holder claims again (a renewal) and renews.
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    assert!(store.claim_task(&id, "alice", ttl).await.unwrap());
+    let reclaimed = store
+        .get_task(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_until
+        .unwrap();
+    assert!(reclaimed > until);
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    assert!(store.renew_lease(&id, "alice", ttl).await.unwrap());
+    let renewed = store
+        .get_task(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_until
+        .unwrap();
+    assert!(renewed > reclaimed);
+
+    // Released: no lease; another may claim at once; the old owner's renewal fails.
+    store.release_task(&id, "alice").await.unwrap();
+    let released = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(released.lease_owner, None);
+    assert_eq!(released.lease_until, None);
+    assert!(!store.renew_lease(&id, "alice", ttl).await.unwrap());
+    store.release_task(&id, "alice").await.unwrap();
+    assert!(store.claim_task(&id, "bob", ttl).await.unwrap());
+
+    // Unknown task, bad ttl.
+    let ghost: TaskId = "no-such-task".into();
+    for err in [
+        store.claim_task(&ghost, "alice", ttl).await.unwrap_err(),
+        store.renew_lease(&ghost, "alice", ttl).await.unwrap_err(),
+        store.release_task(&ghost, "alice").await.unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    }
+    for bad in [StdDuration::ZERO, StdDuration::from_secs(u64::MAX)] {
+        let err = store.claim_task(&id, "bob", bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidLeaseTtl { .. }), "{err}");
+        let err = store.renew_lease(&id, "bob", bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidLeaseTtl { .. }), "{err}");
+    }
+    assert_eq!(
+        store
+            .get_task(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .lease_owner
+            .as_deref(),
+        Some("bob")
+    );
+}
+
+pub async fn lease_expired_is_taken_over(db: Arc<dyn Opener>) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let id = running_task(&*a, "takeover").await;
+    let short = StdDuration::from_millis(300);
+    let long = StdDuration::from_secs(60);
+
+    assert!(a.claim_task(&id, "dead-worker", short).await.unwrap());
+    assert!(!b.claim_task(&id, "rescuer", long).await.unwrap());
+    // The holder stops renewing (it died); its lease runs out.
+    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    assert!(b.claim_task(&id, "rescuer", long).await.unwrap());
+    let record = a.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(record.lease_owner.as_deref(), Some("rescuer"));
+
+    // The old holder, back from a long pause, has lost it for good.
+    assert!(!a.renew_lease(&id, "dead-worker", short).await.unwrap());
+    assert!(!a.claim_task(&id, "dead-worker", short).await.unwrap());
+    a.release_task(&id, "dead-worker").await.unwrap();
+    assert_eq!(
+        b.get_task(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .lease_owner
+            .as_deref(),
+        Some("rescuer")
+    );
+
+    // An expired lease nobody took is still its owner's to renew.
+    assert!(b.renew_lease(&id, "rescuer", short).await.unwrap());
+    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    assert!(b.renew_lease(&id, "rescuer", long).await.unwrap());
+    assert!(!a.claim_task(&id, "third", long).await.unwrap());
+}
+
+pub async fn lease_concurrent_claimers_one_wins(db: Arc<dyn Opener>) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let id = running_task(&*a, "claim race").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (id, barrier) = (id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let owner = format!("worker-{i}");
+                let won = store
+                    .claim_task(&id, &owner, StdDuration::from_secs(60))
+                    .await
+                    .unwrap();
+                (owner, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for handle in handles {
+        let (owner, won) = handle.await.unwrap();
+        if won {
+            winners.push(owner);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        a.get_task(&id).await.unwrap().unwrap().lease_owner,
+        Some(winners[0].clone())
+    );
 }

@@ -32,6 +32,8 @@ pub struct Agent {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Mark the tools and system prompt for the provider's prompt cache.
+    pub prompt_cache: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -65,7 +67,15 @@ impl Agent {
             stream: true,
             max_tokens: None,
             temperature: None,
+            prompt_cache: false,
         }
+    }
+
+    /// Marks the stable prefix (tools, system prompt) of every request for
+    /// the provider's prompt cache: worth it when the same agent runs again.
+    pub fn with_prompt_cache(mut self, cache: bool) -> Self {
+        self.prompt_cache = cache;
+        self
     }
 
     /// Replaces the instructions.

@@ -75,6 +75,7 @@ impl Agent {
             .collect();
         request.max_tokens = self.max_tokens;
         request.temperature = self.temperature;
+        request.cache_prompt = self.prompt_cache;
         request
     }
 
@@ -97,6 +98,7 @@ impl Agent {
             request.tools = specs.clone();
             request.max_tokens = self.max_tokens;
             request.temperature = self.temperature;
+            request.cache_prompt = self.prompt_cache;
             let call = ModelCallRequest {
                 agent: &self.name,
                 model: self.model.as_ref(),

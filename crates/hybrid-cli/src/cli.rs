@@ -185,6 +185,28 @@ pub enum TasksCommand {
         /// Task id.
         id: String,
     },
+    /// Continue an interrupted or failed task from its first unfinished
+    /// stage; nothing that already ran runs again.
+    Resume {
+        /// Task id.
+        id: String,
+        /// Take the task over even if another process holds it (when you
+        /// know that process is gone).
+        #[arg(long)]
+        force: bool,
+        /// Answer every approval as NAME.
+        #[arg(long, value_name = "NAME")]
+        approve_as: Option<String>,
+        /// Seconds to wait for an approval before it counts as a rejection.
+        #[arg(long, default_value_t = 900)]
+        approval_timeout: u64,
+        /// The task's workspace (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<std::path::PathBuf>,
+        /// Every event as a JSON line; the last line is the result.
+        #[arg(long)]
+        stream: bool,
+    },
 }
 
 /// `hybrid approvals …`.

@@ -56,6 +56,11 @@ pub fn for_platform_error(e: &PlatformError) -> u8 {
         PlatformError::UnknownPlatform { .. } => USAGE,
         PlatformError::Cancelled => CANCELLED,
         PlatformError::Blocked { .. } => BLOCKED,
+        PlatformError::Rejected { .. } => REJECTED,
+        PlatformError::NotFound(_) => NOT_FOUND,
+        PlatformError::NotResumable(_) => USAGE,
+        PlatformError::Workflow(_) => TASK_FAILED,
+        PlatformError::InvalidWorkflow(_) => CONFIG,
         PlatformError::Unsupported(_) => UNSUPPORTED,
         PlatformError::Task { .. } | PlatformError::Agent(_) => TASK_FAILED,
     }

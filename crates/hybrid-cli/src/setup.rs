@@ -88,6 +88,11 @@ impl Global {
         for g in guardrails {
             builder = builder.guardrail(g);
         }
+        let mut tools = hybrid_tools::ToolRegistry::builtin(&config.tools);
+        for t in &mcp_tools {
+            tools.register(t.clone());
+        }
+        builder = builder.tools(tools);
         for p in providers::build_platforms_with(config, &process_env, mcp_tools) {
             builder = builder.platform(p);
         }

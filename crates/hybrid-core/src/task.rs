@@ -237,6 +237,13 @@ impl Task {
         self.submitted_by = Some(who.into());
         self
     }
+
+    /// Runs the named workflow (a built-in, a file in the workspace's
+    /// `workflows/`, or a path to a YAML file).
+    pub fn with_workflow(mut self, workflow: impl Into<String>) -> Self {
+        self.workflow = Some(workflow.into());
+        self
+    }
 }
 
 #[cfg(test)]

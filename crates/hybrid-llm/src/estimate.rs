@@ -4,7 +4,9 @@
 //! A [`CostEstimate`] is `input_tokens × price.input + max_output_tokens ×
 //! price.output`: the whole prompt as the provider will see it, plus the most
 //! the model may write (the request's `max_tokens`, else the client's
-//! default). The price comes from the client's [`PriceTable`]; a model that
+//! default); a cache-marked Anthropic request pays `max(input, cache_write)`
+//! per input token (see [Prompt caching](#prompt-caching)). The price comes
+//! from the client's [`PriceTable`]; a model that
 //! is not in it has `cost: None` (never zero), like
 //! [`ChatResponse::cost`](crate::ChatResponse::cost).
 //!
@@ -55,10 +57,14 @@
 //! # Prompt caching
 //!
 //! Plain requests are priced at the uncached `input` price (a cache read can
-//! only make the call cheaper). [`ChatRequest`] carries no prompt-cache
-//! markers yet; once it does, a marked request is priced at
-//! `max(input, cache_write)`, since a cache write costs more than plain input
-//! on Anthropic.
+//! only make the call cheaper). An Anthropic request with
+//! [`ChatRequest::cache_prompt`] set and something to mark (tools or a
+//! system prompt) may write the prompt cache, which costs more than plain
+//! input (1.25 × for the 5-minute TTL), so its whole input is priced at
+//! `max(input, cache_write)`: the worst case, although only the marked prefix
+//! is written and a cache hit would make the call far cheaper. OpenAI has no
+//! cache-write fee and no request markers, so `cache_prompt` does not change
+//! an OpenAI estimate.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -157,8 +163,10 @@ pub struct CostEstimate {
     pub max_output_tokens: u64,
     /// How `input_tokens` was counted.
     pub method: EstimateMethod,
-    /// `input_tokens × input price + max_output_tokens × output price`;
-    /// `None` when the model is not in the price table.
+    /// `input_tokens × input price + max_output_tokens × output price`
+    /// (input at `max(input, cache_write)` for a cache-marked Anthropic
+    /// request, see [Prompt caching](self#prompt-caching)); `None` when the
+    /// model is not in the price table.
     pub cost: Option<Money>,
 }
 
@@ -290,7 +298,7 @@ pub fn estimate_request(
     let cost = prices.price(model).map(|price| {
         Money::per_token(
             input_tokens,
-            input_price(&price, has_cache_markers(request)),
+            input_price(&price, has_cache_markers(kind, request)),
         ) + Money::per_token(max_output_tokens, price.output)
     });
     CostEstimate {
@@ -313,10 +321,18 @@ fn input_price(price: &ModelPrice, cache_marked: bool) -> i64 {
     }
 }
 
-/// Whether `request` asks the provider to write its prompt cache. A
-/// [`ChatRequest`] has no cache markers yet, so never.
-fn has_cache_markers(_request: &ChatRequest) -> bool {
-    false
+/// Whether `request`, sent as `kind`, carries prompt-cache markers and so
+/// may pay the cache-write price: Anthropic requests with
+/// [`ChatRequest::cache_prompt`] and tools or a system prompt to mark (the
+/// client sends no marker otherwise). OpenAI caches without markers or a
+/// write fee, so never for the OpenAI kinds.
+fn has_cache_markers(kind: ProviderKind, request: &ChatRequest) -> bool {
+    let has_prefix = !request.tools.is_empty()
+        || request
+            .messages
+            .iter()
+            .any(|message| matches!(message, Message::System { text } if !text.is_empty()));
+    kind == ProviderKind::Anthropic && request.cache_prompt && has_prefix
 }
 
 /// The OpenAI BPE encodings used.
@@ -830,7 +846,41 @@ mod tests {
         let sonnet = PriceTable::builtin().price("claude-sonnet-4-5").unwrap();
         assert_eq!(input_price(&sonnet, false), 3_000);
         assert_eq!(input_price(&sonnet, true), 3_750);
-        assert!(!has_cache_markers(&conversation()));
+        let plain = conversation();
+        let mut marked = conversation();
+        marked.cache_prompt = true;
+        assert!(!has_cache_markers(ProviderKind::Anthropic, &plain));
+        assert!(has_cache_markers(ProviderKind::Anthropic, &marked));
+        assert!(!has_cache_markers(ProviderKind::OpenAi, &marked));
+        assert!(!has_cache_markers(ProviderKind::OpenAiCompatible, &marked));
+        // Nothing to mark (no system prompt, no tools): no marker is sent.
+        let mut bare = ChatRequest::new(vec![Message::user("hi")]);
+        bare.cache_prompt = true;
+        assert!(!has_cache_markers(ProviderKind::Anthropic, &bare));
+
+        // The estimate prices a marked Anthropic request's whole input at
+        // the cache-write price; output and token counts are unchanged.
+        let prices = PriceTable::builtin();
+        let estimate = |kind, model, request: &ChatRequest| {
+            estimate_request(kind, model, request, 100, &prices, &Calibration::new())
+        };
+        let unmarked = estimate(ProviderKind::Anthropic, "claude-sonnet-4-5", &plain);
+        let cached = estimate(ProviderKind::Anthropic, "claude-sonnet-4-5", &marked);
+        assert_eq!(cached.input_tokens, unmarked.input_tokens);
+        let input = i64::try_from(cached.input_tokens).unwrap();
+        assert_eq!(
+            unmarked.cost,
+            Some(Money::from_nanos(input * 3_000 + 100 * 15_000))
+        );
+        assert_eq!(
+            cached.cost,
+            Some(Money::from_nanos(input * 3_750 + 100 * 15_000))
+        );
+        // OpenAI: no write fee, the marker changes nothing.
+        assert_eq!(
+            estimate(ProviderKind::OpenAi, "gpt-4o", &marked),
+            estimate(ProviderKind::OpenAi, "gpt-4o", &plain)
+        );
     }
 
     #[test]

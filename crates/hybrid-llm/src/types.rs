@@ -136,6 +136,31 @@ pub struct ChatRequest {
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Mark the stable prefix (tools and system prompt) for the provider's
+    /// prompt cache, so later calls that repeat it read it at the cheaper
+    /// cache-read price.
+    ///
+    /// * **Anthropic**: the client sends `cache_control: {"type":
+    ///   "ephemeral"}` (5-minute TTL) on the last tool definition and on the
+    ///   system prompt, sent as one text block holding the same text as
+    ///   without caching. The first such call pays the cache-write price for
+    ///   the prefix (1.25 × input), later calls within the TTL the cache-read
+    ///   price (0.1 × input). Prefixes shorter than the model's minimum
+    ///   (1 024–4 096 tokens) are silently not cached by the server. A
+    ///   request with neither tools nor a system prompt sends no marker.
+    /// * **OpenAI and compatible servers**: nothing changes in the request;
+    ///   OpenAI caches long prompts automatically and reports the hits as
+    ///   `prompt_tokens_details.cached_tokens`.
+    ///
+    /// Default `false`; cost estimates of a marked Anthropic request price
+    /// its input at the cache-write price (see [`estimate`](crate::estimate)).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cache_prompt: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl ChatRequest {

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{KEY, Mode, Provider, client, conversation, fast_transport, run};
-use hybrid_llm::{ChatModel, OpenAiClient, OpenAiConfig};
+use hybrid_llm::{ChatModel, ChatRequest, OpenAiClient, OpenAiConfig};
 use hybrid_testkit::{MockLlmServer, Protocol, RecordedRequest, Turn};
 use serde_json::Value;
 
@@ -22,14 +22,15 @@ fn golden(name: &str) -> Value {
 }
 
 async fn recorded(provider: Provider, mode: Mode) -> RecordedRequest {
+    recorded_request(provider, mode, conversation(provider)).await
+}
+
+async fn recorded_request(provider: Provider, mode: Mode, request: ChatRequest) -> RecordedRequest {
     let server = MockLlmServer::start().await.unwrap();
     server.require_api_key(Some(KEY.into()));
     server.enqueue(Turn::text("ok"));
     let model = client(provider, &server, fast_transport());
-    run(&*model, conversation(provider), mode)
-        .await
-        .result
-        .unwrap();
+    run(&*model, request, mode).await.result.unwrap();
     let mut requests = server.requests();
     assert_eq!(requests.len(), 1);
     requests.remove(0)
@@ -96,6 +97,51 @@ async fn anthropic_stream_request_matches_golden() {
     let request = recorded(Provider::Anthropic, Mode::Stream).await;
     assert_body(&request, "anthropic_messages_request_stream.json");
     assert_anthropic_headers(&request);
+}
+
+/// The conversation with `cache_prompt` set.
+fn cached_conversation(provider: Provider) -> ChatRequest {
+    let mut request = conversation(provider);
+    request.cache_prompt = true;
+    request
+}
+
+#[tokio::test]
+async fn anthropic_cached_request_matches_golden() {
+    let request = recorded_request(
+        Provider::Anthropic,
+        Mode::Complete,
+        cached_conversation(Provider::Anthropic),
+    )
+    .await;
+    assert_body(&request, "anthropic_messages_request_cached.json");
+    assert_anthropic_headers(&request);
+    // Streamed: the same body plus `stream: true`.
+    let streamed = recorded_request(
+        Provider::Anthropic,
+        Mode::Stream,
+        cached_conversation(Provider::Anthropic),
+    )
+    .await;
+    let mut expected = golden("anthropic_messages_request_cached.json");
+    expected["stream"] = true.into();
+    assert_eq!(streamed.body, expected);
+}
+
+#[tokio::test]
+async fn openai_cached_request_is_unchanged() {
+    for (mode, file) in [
+        (Mode::Complete, "openai_chat_request.json"),
+        (Mode::Stream, "openai_chat_request_stream.json"),
+    ] {
+        let request = recorded_request(
+            Provider::OpenAi,
+            mode,
+            cached_conversation(Provider::OpenAi),
+        )
+        .await;
+        assert_body(&request, file);
+    }
 }
 
 #[tokio::test]

@@ -97,6 +97,16 @@ impl EventSink {
         }
     }
 
+    /// The same sink continuing a task that already has events up to
+    /// `next_seq - 1` and is now `status` (for a resumed run).
+    pub fn resuming(self, next_seq: u64, status: TaskStatus) -> Self {
+        EventSink {
+            seq: AtomicU64::new(next_seq),
+            status: Mutex::new(status),
+            ..self
+        }
+    }
+
     /// Records one event. A subscriber that went away is ignored.
     pub async fn emit(&self, kind: EventKind) -> Result<(), StoreError> {
         let event = Event {

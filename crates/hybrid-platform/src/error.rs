@@ -45,6 +45,26 @@ pub enum PlatformError {
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// No such task.
+    #[error("{0}")]
+    NotFound(String),
+    /// The task cannot be resumed (finished, or held by a live process).
+    #[error("{0}")]
+    NotResumable(String),
+    /// A workflow file that cannot be used (one line: file, line, key).
+    #[error("{0}")]
+    InvalidWorkflow(String),
+    /// A workflow stage failed.
+    #[error("workflow: {0}")]
+    Workflow(String),
+    /// A workflow's check or approval said no.
+    #[error("rejected at stage {stage}: {message}")]
+    Rejected {
+        /// The stage that decided.
+        stage: String,
+        /// Why.
+        message: String,
+    },
     /// Something this build cannot do.
     #[error("{0}")]
     Unsupported(String),

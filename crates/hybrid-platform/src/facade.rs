@@ -21,18 +21,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::PlatformError;
+use std::collections::HashMap;
+
 use crate::budgets::Budgets;
 use crate::context::{EventSink, RunContext};
+use crate::custom_agent::CustomAgent;
 use crate::gate::{ApprovalContext, Approver, NoApprover, PolicyGate};
 use crate::guardrail_layers;
 use crate::model_call_gate::MeteredModelGate;
 use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
+use crate::stage_cache::StageCache;
 use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer, RateLimits};
 use hybrid_tools::Limits;
+use hybrid_tools::ToolRegistry;
 
 /// The stage name of a single-platform run.
 pub const SINGLE_STAGE: &str = "execution";
+
+/// The workflow of the hybrid route when the task names none.
+pub const DEFAULT_WORKFLOW: &str = "plan-execute-verify";
+
+/// What driving a task gives: its route and stages, or with the error that stopped it.
+type Driven =
+    Result<(Option<RouteDecision>, Stages), (Option<RouteDecision>, Stages, PlatformError)>;
 
 /// How to run one task.
 #[derive(Clone, Default)]
@@ -93,6 +105,24 @@ struct Inner {
     guardrails: RwLock<Arc<GuardrailEngine>>,
     budgets: Budgets,
     rates: Option<Arc<RateLimits>>,
+    tools: Arc<ToolRegistry>,
+    custom_agents: CustomAgents,
+    stage_cache: StageCache,
+}
+
+/// Custom agents by name.
+#[derive(Default)]
+struct CustomAgents(RwLock<HashMap<String, Arc<dyn CustomAgent>>>);
+
+impl std::fmt::Debug for CustomAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .0
+            .read()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_tuple("CustomAgents").field(&names).finish()
+    }
 }
 
 /// Builds a [`HybridPlatform`].
@@ -106,6 +136,7 @@ pub struct HybridPlatformBuilder {
     guardrails: GuardrailEngine,
     budgets: Budgets,
     rates: Option<RateLimits>,
+    tools: Option<ToolRegistry>,
 }
 
 impl HybridPlatformBuilder {
@@ -153,6 +184,13 @@ impl HybridPlatformBuilder {
         self
     }
 
+    /// The tools workflow `tool` and `runbook` stages may call (default: the
+    /// built-in tools with the default `[tools]` settings).
+    pub fn tools(mut self, tools: ToolRegistry) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
     /// Adds a platform.
     pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
         self.platforms.insert(platform);
@@ -176,6 +214,11 @@ impl HybridPlatformBuilder {
                 guardrails: RwLock::new(Arc::new(self.guardrails)),
                 budgets: self.budgets,
                 rates: self.rates.map(Arc::new),
+                tools: Arc::new(self.tools.unwrap_or_else(|| {
+                    ToolRegistry::builtin(&hybrid_tools::ToolsConfig::default())
+                })),
+                custom_agents: CustomAgents::default(),
+                stage_cache: StageCache::default(),
             }),
         })
     }
@@ -197,6 +240,49 @@ impl HybridPlatform {
         if let Ok(mut reg) = self.inner.platforms.write() {
             reg.insert(platform);
         }
+    }
+
+    /// Registers an agent written in Rust under `name` (the seed's
+    /// `register_agent`): workflow stages with `agent: NAME` call it.
+    pub fn register_agent(&self, name: impl Into<String>, agent: impl CustomAgent + 'static) {
+        if let Ok(mut agents) = self.inner.custom_agents.0.write() {
+            agents.insert(name.into(), Arc::new(agent));
+        }
+    }
+
+    /// The custom agent registered as `name`.
+    pub(crate) fn custom_agent(&self, name: &str) -> Option<Arc<dyn CustomAgent>> {
+        self.inner
+            .custom_agents
+            .0
+            .read()
+            .ok()
+            .and_then(|a| a.get(name).cloned())
+    }
+
+    /// Names of the registered custom agents.
+    pub fn custom_agent_names(&self) -> Vec<String> {
+        self.inner
+            .custom_agents
+            .0
+            .read()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The platform registered as `name`.
+    pub(crate) fn platform_named(&self, name: &str) -> Result<Arc<dyn Platform>, PlatformError> {
+        self.registry().require(name)
+    }
+
+    /// The tool workflow stages call by `name`.
+    pub(crate) fn tool_named(&self, name: &str) -> Option<Arc<dyn hybrid_tools::Tool>> {
+        self.inner.tools.get(name)
+    }
+
+    /// Cached workflow stage results.
+    pub(crate) fn stage_cache(&self) -> &StageCache {
+        &self.inner.stage_cache
     }
 
     /// Registered platform names, in order.
@@ -295,6 +381,184 @@ impl HybridPlatform {
             options: &options,
         };
         let outcome = self.drive(&task, &run).await;
+        self.conclude(&task, &run, outcome, started).await
+    }
+
+    /// Continues a task that was interrupted (its process died) or failed,
+    /// from its first unfinished stage (`hybrid tasks resume`). Committed
+    /// stages are not run again; nor is any journaled command or tool call.
+    /// A task another live process holds is refused unless `force`.
+    pub async fn resume(
+        &self,
+        id: &hybrid_core::TaskId,
+        options: RunOptions,
+        subscriber: Option<mpsc::Sender<Event>>,
+        force: bool,
+    ) -> Result<TaskResult, PlatformError> {
+        let started = Instant::now();
+        let store = self.inner.store.clone();
+        let record = store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| PlatformError::NotFound(format!("no task with id {id}")))?;
+        if matches!(record.status, TaskStatus::Completed | TaskStatus::Blocked) {
+            return Err(PlatformError::NotResumable(format!(
+                "task {id} is {}: nothing to resume",
+                record.status
+            )));
+        }
+        let owner = crate::lease::owner_id();
+        if !force && !store.claim_task(id, &owner, crate::lease::TTL).await? {
+            return Err(PlatformError::NotResumable(format!(
+                "task {id} is being run by {} (lease until {}); wait for it, or resume with --force \
+                 if that process is gone",
+                record.lease_owner.as_deref().unwrap_or("another process"),
+                record
+                    .lease_until
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            )));
+        }
+        let task = record.task.clone();
+        let user = task
+            .submitted_by
+            .clone()
+            .unwrap_or_else(|| "system".to_owned());
+        let next_seq = store
+            .events(id)
+            .await?
+            .last()
+            .map_or(0, |e| e.seq.saturating_add(1));
+        let sink = Arc::new(
+            EventSink::with_audit(
+                task.id.clone(),
+                store.clone(),
+                subscriber,
+                user,
+                self.inner.redactor.clone(),
+            )
+            .resuming(next_seq, record.status),
+        );
+        let run = Run {
+            sink: sink.clone(),
+            store: store.clone(),
+            options: &options,
+        };
+        let outcome = self.drive_resumed(&record, &run).await;
+        self.conclude(&task, &run, outcome, started).await
+    }
+
+    /// The resumed part: back to `in_progress`, then the stages not yet done.
+    async fn drive_resumed(&self, record: &hybrid_store::TaskRecord, t: &Run<'_>) -> Driven {
+        let task = &record.task;
+        let decision = record.route.as_ref().map(|r| RouteDecision {
+            platform: r.platform.clone(),
+            rule: "resumed",
+            reason: r.reason.clone(),
+        });
+        let status = t.sink.status().await;
+        if status != TaskStatus::InProgress
+            && let Err(e) = t.go(TaskStatus::InProgress, Some("resumed".into())).await
+        {
+            return Err((decision, Stages::new(), e));
+        }
+        let done = match t.store.stages(&task.id).await {
+            Ok(done) => done,
+            Err(e) => return Err((decision, Stages::new(), e.into())),
+        };
+        let Some(decision) = decision else {
+            // Never routed: run it from the start.
+            return self.drive(task, t).await;
+        };
+        if self.is_workflow_route(task, &decision) {
+            return self.run_workflow(task, decision, done, t).await;
+        }
+        if let Some((name, stage)) = done.into_iter().find(|(n, _)| n == SINGLE_STAGE) {
+            let mut stages = Stages::new();
+            stages.insert(name, stage);
+            return Ok((Some(decision), stages));
+        }
+        let platform = match self.platform_for(&decision) {
+            Ok(p) => p,
+            Err(e) => return Err((Some(decision), Stages::new(), e)),
+        };
+        match self
+            .run_stage(task, platform.as_ref(), SINGLE_STAGE, 0, t)
+            .await
+        {
+            Ok(stage) => {
+                let mut stages = Stages::new();
+                stages.insert(SINGLE_STAGE.to_owned(), stage);
+                Ok((Some(decision), stages))
+            }
+            Err(e) => Err((Some(decision), Stages::new(), e)),
+        }
+    }
+
+    /// Whether the route runs a workflow: the hybrid route (when no platform
+    /// is registered under that name), or a task that names one.
+    fn is_workflow_route(&self, task: &Task, decision: &RouteDecision) -> bool {
+        task.workflow.is_some()
+            || (decision.platform == router::HYBRID
+                && self.registry().get(router::HYBRID).is_none())
+    }
+
+    /// The workflow a task runs: the one it names (a built-in, a file in the
+    /// workspace's `workflows/`, or a path), else `plan-execute-verify`.
+    pub fn workflow_for(
+        &self,
+        task: &Task,
+        workdir: &std::path::Path,
+    ) -> Result<hybrid_workflow::Workflow, PlatformError> {
+        let name = task.workflow.as_deref().unwrap_or(DEFAULT_WORKFLOW);
+        let mut options = hybrid_workflow::ValidateOptions::default();
+        options.known_agents.extend(self.custom_agent_names());
+        options.known_platforms = self.platform_names();
+        let invalid = |e: hybrid_workflow::WorkflowError| {
+            if e.is_not_found() {
+                PlatformError::NotFound(e.to_string())
+            } else {
+                PlatformError::InvalidWorkflow(e.to_string())
+            }
+        };
+        hybrid_workflow::Catalog::discover(&workdir.join("workflows"), &options)
+            .map_err(invalid)?
+            .resolve(name)
+            .map_err(invalid)
+    }
+
+    /// Runs the task's workflow; `done` are stages committed by an earlier run.
+    async fn run_workflow(
+        &self,
+        task: &Task,
+        decision: RouteDecision,
+        done: Vec<(String, StageResult)>,
+        t: &Run<'_>,
+    ) -> Driven {
+        let workflow = match self.workflow_for(task, &t.workdir()) {
+            Ok(w) => w,
+            Err(e) => return Err((Some(decision), Stages::new(), e)),
+        };
+        let run = match crate::workflow_run::WorkflowRun::new(self, task, t, &workflow, done) {
+            Ok(run) => run,
+            Err(e) => return Err((Some(decision), Stages::new(), e)),
+        };
+        let _lease = crate::lease::LeaseKeeper::start(t.store.clone(), task.id.clone());
+        match run.run().await {
+            Ok(stages) => Ok((Some(decision), stages)),
+            Err((stages, e)) => Err((Some(decision), stages, e)),
+        }
+    }
+
+    /// Records the end of a run: status, result, events; holds the lease no more.
+    async fn conclude(
+        &self,
+        task: &Task,
+        run: &Run<'_>,
+        outcome: Driven,
+        started: Instant,
+    ) -> Result<TaskResult, PlatformError> {
+        let (store, sink) = (&run.store, &run.sink);
         let (route, stages, failure) = match outcome {
             Ok((route, stages)) => (route, stages, None),
             Err((route, stages, e)) => (route, stages, Some(e)),
@@ -302,10 +566,12 @@ impl HybridPlatform {
         let status = match &failure {
             None => TaskStatus::Completed,
             Some(PlatformError::Cancelled) => TaskStatus::Cancelled,
-            Some(PlatformError::Blocked { .. }) => TaskStatus::Blocked,
+            Some(PlatformError::Blocked { .. } | PlatformError::Rejected { .. }) => {
+                TaskStatus::Blocked
+            }
             Some(_) => TaskStatus::Failed,
         };
-        let result = build_result(&task, status, route, stages, failure.as_ref(), started);
+        let result = build_result(task, status, route, stages, failure.as_ref(), started);
         store.finish(&result).await?;
         sink.record_status(status, failure.as_ref().map(ToString::to_string))
             .await?;
@@ -314,6 +580,12 @@ impl HybridPlatform {
         })
         .await?;
         sink.flush().await?;
+        if let Err(e) = store
+            .release_task(&task.id, &crate::lease::owner_id())
+            .await
+        {
+            tracing::warn!(error = %e, "could not release the task's lease");
+        }
         match failure {
             None => Ok(result),
             Some(e) => Err(PlatformError::Task {
@@ -325,12 +597,7 @@ impl HybridPlatform {
     }
 
     /// Routing and the stage; errors carry what was done so far.
-    async fn drive(
-        &self,
-        task: &Task,
-        t: &Run<'_>,
-    ) -> Result<(Option<RouteDecision>, Stages), (Option<RouteDecision>, Stages, PlatformError)>
-    {
+    async fn drive(&self, task: &Task, t: &Run<'_>) -> Driven {
         let mut stages = Stages::new();
         let options = t.options;
         if options.cancel.is_cancelled() {
@@ -343,11 +610,33 @@ impl HybridPlatform {
         t.go(TaskStatus::Routing, None)
             .await
             .map_err(|e| (None, Stages::new(), e))?;
-        let decision = match &options.platform {
-            Some(p) if p != "auto" => router::explicit(p),
+        let decision = match (&options.platform, &task.workflow) {
+            (Some(p), _) if p != "auto" => router::explicit(p),
+            (_, Some(w)) => RouteDecision {
+                platform: router::HYBRID.to_owned(),
+                rule: "workflow",
+                reason: format!("the task names workflow {w}"),
+            },
             _ => self.route(task),
         };
         let info = decision.to_info();
+        if self.is_workflow_route(task, &decision) {
+            let routed = async {
+                t.store.set_route(&task.id, &info).await?;
+                t.sink
+                    .emit(EventKind::Routed {
+                        route: info.clone(),
+                    })
+                    .await?;
+                self.claim(task).await?;
+                t.go(TaskStatus::InProgress, None).await
+            }
+            .await;
+            if let Err(e) = routed {
+                return Err((Some(decision), stages, e));
+            }
+            return self.run_workflow(task, decision, Vec::new(), t).await;
+        }
         let routed = async {
             t.store.set_route(&task.id, &info).await?;
             t.sink
@@ -387,7 +676,7 @@ impl HybridPlatform {
     }
 
     /// Runs one guardrail layer; an error stops the run.
-    async fn check(
+    pub(crate) async fn check(
         &self,
         layer: Layer,
         ctx: &GuardContext,
@@ -459,15 +748,24 @@ impl HybridPlatform {
     }
 
     fn platform_for(&self, decision: &RouteDecision) -> Result<Arc<dyn Platform>, PlatformError> {
-        let reg = self.registry();
-        if decision.platform == router::HYBRID && reg.get(router::HYBRID).is_none() {
-            return Err(PlatformError::Unsupported(
-                "the hybrid route (plan → execute → verify) needs the workflow engine, which \
-                 this build does not have yet; run with --platform openai or --platform claude"
-                    .into(),
-            ));
+        self.registry().require(&decision.platform)
+    }
+
+    /// Takes the task's lease for this process (so a resume elsewhere waits).
+    async fn claim(&self, task: &Task) -> Result<(), PlatformError> {
+        let owner = crate::lease::owner_id();
+        if !self
+            .inner
+            .store
+            .claim_task(&task.id, &owner, crate::lease::TTL)
+            .await?
+        {
+            return Err(PlatformError::NotResumable(format!(
+                "task {} is held by another process",
+                task.id
+            )));
         }
-        reg.require(&decision.platform)
+        Ok(())
     }
 
     async fn run_stage(
@@ -478,7 +776,6 @@ impl HybridPlatform {
         position: u32,
         t: &Run<'_>,
     ) -> Result<StageResult, PlatformError> {
-        let options = t.options;
         t.sink
             .emit(EventKind::StageStarted {
                 stage: stage.to_owned(),
@@ -488,19 +785,45 @@ impl HybridPlatform {
             })
             .await?;
         t.sink.flush().await?;
-        let approver = options
+        let result = self
+            .execute_on_platform(task, platform, stage, None, t)
+            .await?;
+        self.commit_stage(task, stage, position, &result, t).await?;
+        Ok(result)
+    }
+
+    /// A stage's gates: the tool gate (policy, L3 guardrails, approvals, tool
+    /// rate limits) for `task`.
+    pub(crate) fn tool_gate(&self, task: &Task, t: &Run<'_>) -> PolicyGate {
+        let approver = t
+            .options
             .approver
             .clone()
             .unwrap_or_else(|| Arc::new(NoApprover));
-        let engine = self.guardrail_engine();
-        let gate = PolicyGate::new(
+        PolicyGate::new(
             self.inner.policy.clone(),
             approver,
             t.sink.clone(),
-            options.cancel.clone(),
+            t.options.cancel.clone(),
         )
-        .with_guardrails(engine.clone(), task.clone())
-        .with_rate_limits(self.inner.rates.clone());
+        .with_guardrails(self.guardrail_engine(), task.clone())
+        .with_rate_limits(self.inner.rates.clone())
+    }
+
+    /// Runs `platform` for one stage (the task, or a workflow stage's
+    /// `request`) behind the run's gates, then the output guardrails;
+    /// nothing is committed.
+    pub(crate) async fn execute_on_platform(
+        &self,
+        task: &Task,
+        platform: &dyn Platform,
+        stage: &str,
+        request: Option<crate::platform::StageRequest<'_>>,
+        t: &Run<'_>,
+    ) -> Result<StageResult, PlatformError> {
+        let options = t.options;
+        let engine = self.guardrail_engine();
+        let gate = self.tool_gate(task, t);
         let model_gate = MeteredModelGate::new(
             self.inner.budgets,
             self.inner.rates.clone(),
@@ -524,7 +847,12 @@ impl HybridPlatform {
             held_deltas: held.clone(),
         };
         let result = tokio::select! {
-            r = platform.execute(task, &ctx) => r?,
+            r = async {
+                match request {
+                    Some(request) => platform.execute_stage(request, &ctx).await,
+                    None => platform.execute(task, &ctx).await,
+                }
+            } => r?,
             () = options.cancel.cancelled() => return Err(PlatformError::Cancelled),
         };
         let output = GuardContext::for_task(task)
@@ -543,9 +871,19 @@ impl HybridPlatform {
                     .await?;
             }
         }
-        t.store
-            .put_stage(&task.id, position, stage, &result)
-            .await?;
+        Ok(result)
+    }
+
+    /// Commits a finished stage, then tells subscribers.
+    pub(crate) async fn commit_stage(
+        &self,
+        task: &Task,
+        stage: &str,
+        position: u32,
+        result: &StageResult,
+        t: &Run<'_>,
+    ) -> Result<(), PlatformError> {
+        t.store.put_stage(&task.id, position, stage, result).await?;
         t.sink
             .emit(EventKind::StageCompleted {
                 stage: stage.to_owned(),
@@ -553,25 +891,29 @@ impl HybridPlatform {
             })
             .await?;
         t.sink.flush().await?;
-        Ok(result)
+        Ok(())
     }
 }
 
 /// What one run carries through its steps.
-struct Run<'a> {
-    sink: Arc<EventSink>,
-    store: Arc<dyn Store>,
-    options: &'a RunOptions,
+pub(crate) struct Run<'a> {
+    pub(crate) sink: Arc<EventSink>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) options: &'a RunOptions,
 }
 
 impl Run<'_> {
     /// Commits a status change and records it.
-    async fn go(&self, to: TaskStatus, reason: Option<String>) -> Result<(), PlatformError> {
+    pub(crate) async fn go(
+        &self,
+        to: TaskStatus,
+        reason: Option<String>,
+    ) -> Result<(), PlatformError> {
         Ok(self.sink.transition(to, reason).await?)
     }
 
     /// The workspace: the option, else the current directory.
-    fn workdir(&self) -> PathBuf {
+    pub(crate) fn workdir(&self) -> PathBuf {
         self.options
             .workdir
             .clone()

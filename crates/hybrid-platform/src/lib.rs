@@ -14,6 +14,10 @@
 //! | [`context`] | [`RunContext`] and the batched event sink |
 //! | [`approvals`] | approvals kept in the store and answered from any process |
 //! | [`guardrail_layers`] | the guardrail engine at L1 input, L2 platform and L4 output |
+//! | [`workflow_run`] | the workflow engine: stages in waves, runbooks, approvals, loops, checks, journal |
+//! | [`custom_agent`] | [`CustomAgent`]: agents written in Rust, usable from workflow stages |
+//! | [`lease`] | which process runs a task, so only a dead one's task is resumed |
+//! | [`stage_cache`] | results of cached workflow stages, per-entry TTL |
 //! | [`gate`] | the command policy, approvals and tool rate limits in front of every tool call |
 //! | [`model_call_gate`] | rate limits and budgets in front of every model call |
 //! | [`budgets`] | spending limits per task, platform, submitter and day |
@@ -24,11 +28,13 @@ pub mod approvals;
 pub mod budgets;
 pub mod config;
 pub mod context;
+pub mod custom_agent;
 pub mod error;
 pub mod facade;
 pub mod fallback;
 pub mod gate;
 pub mod guardrail_layers;
+pub mod lease;
 pub mod limits_config;
 pub mod llm_platform;
 pub mod mcp_servers;
@@ -37,11 +43,14 @@ pub mod platform;
 pub mod providers;
 pub mod roles;
 pub mod router;
+pub mod stage_cache;
+pub mod workflow_run;
 
 pub use approvals::{LocalPrompt, StoreApprover};
 pub use budgets::Budgets;
 pub use config::{ConfigError, HybridConfig};
 pub use context::{EventSink, RunContext};
+pub use custom_agent::{AgentInput, CustomAgent};
 pub use error::PlatformError;
 pub use facade::{DryRun, HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
 pub use gate::{
@@ -49,5 +58,5 @@ pub use gate::{
 };
 pub use hybrid_store::MetricsSnapshot;
 pub use llm_platform::LlmPlatform;
-pub use platform::{Capabilities, Platform, PlatformRegistry};
+pub use platform::{Capabilities, Platform, PlatformRegistry, StageRequest};
 pub use router::{DefaultRouter, RouteDecision, Router};

@@ -16,6 +16,7 @@ use hybrid_llm::{ChatModel, LlmError, Message};
 use hybrid_tools::{Tool, ToolContext};
 
 use crate::context::AuditNote;
+use crate::platform::StageRequest;
 use crate::roles::{self, Layer};
 use crate::{Capabilities, Platform, PlatformError, RunContext};
 
@@ -171,6 +172,22 @@ impl LlmPlatform {
     pub fn with_agent(mut self, role: impl Into<String>, settings: AgentSettings) -> Self {
         self.agents.insert(role.into(), settings);
         self
+    }
+
+    /// Every tool any of its agents has (the platform's and the roles').
+    fn all_tools(&self) -> Vec<Arc<dyn Tool>> {
+        let mut all = self.tools.clone();
+        for t in self
+            .agents
+            .values()
+            .filter_map(|a| a.tools.as_ref())
+            .flatten()
+        {
+            if !all.iter().any(|have| have.spec().name == t.spec().name) {
+                all.push(t.clone());
+            }
+        }
+        all
     }
 
     /// Names of its tools.
@@ -362,6 +379,37 @@ impl Platform for LlmPlatform {
     }
 
     async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError> {
+        let role = roles::role_for(self.layer, task);
+        self.run_agent(role, roles::user_prompt(task), None, false, ctx)
+            .await
+    }
+
+    async fn execute_stage(
+        &self,
+        request: StageRequest<'_>,
+        ctx: &RunContext,
+    ) -> Result<StageResult, PlatformError> {
+        self.run_agent(
+            request.agent,
+            request.prompt.to_owned(),
+            request.tools,
+            request.cache_prompt,
+            ctx,
+        )
+        .await
+    }
+}
+
+impl LlmPlatform {
+    /// Runs `role` on `prompt` with the run's gates, as one stage.
+    async fn run_agent(
+        &self,
+        role: &str,
+        prompt: String,
+        tools: Option<&[String]>,
+        cache_prompt: bool,
+        ctx: &RunContext,
+    ) -> Result<StageResult, PlatformError> {
         let model = match &self.model {
             ModelSlot::Ready(m) => m.clone(),
             ModelSlot::Unavailable(e) => return Err(e.clone().into()),
@@ -375,8 +423,21 @@ impl Platform for LlmPlatform {
             )),
             None => model,
         };
-        let role = roles::role_for(self.layer, task);
-        let agent = self.agent(role, model);
+        let mut agent = self.agent(role, model).with_prompt_cache(cache_prompt);
+        if let Some(names) = tools {
+            // Only tools this platform has can be narrowed to.
+            let chosen = self
+                .all_tools()
+                .into_iter()
+                .filter(|t| {
+                    let name = t.spec().name;
+                    names
+                        .iter()
+                        .any(|p| hybrid_tools::mcp::tool_pattern_matches(p, &name))
+                })
+                .collect();
+            agent = agent.with_tools(chosen);
+        }
         let mut tools = ToolContext::new(ctx.workdir.clone());
         tools.cancel = ctx.cancel.clone();
         tools.limits = ctx.tool_limits.clone();
@@ -393,10 +454,7 @@ impl Platform for LlmPlatform {
             cancel: &ctx.cancel,
         };
         let started = Instant::now();
-        let outcome = match agent
-            .run(vec![Message::user(roles::user_prompt(task))], run)
-            .await
-        {
+        let outcome = match agent.run(vec![Message::user(prompt)], run).await {
             Ok(outcome) => outcome,
             Err(AgentError::Llm(e)) => return Err(e.into()),
             Err(AgentError::Cancelled) => return Err(PlatformError::Cancelled),

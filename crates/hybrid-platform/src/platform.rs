@@ -20,6 +20,21 @@ pub struct Capabilities {
     pub streaming: bool,
 }
 
+/// One workflow stage for a platform: which agent, saying what.
+#[derive(Debug, Clone, Copy)]
+pub struct StageRequest<'a> {
+    /// The task the workflow runs for.
+    pub task: &'a Task,
+    /// The agent (a role: `coordinator`, `executor`, …).
+    pub agent: &'a str,
+    /// The rendered prompt.
+    pub prompt: &'a str,
+    /// Tools instead of the agent's (names or `mcp:server:*` patterns).
+    pub tools: Option<&'a [String]>,
+    /// Mark the stable prompt prefix for the provider's prompt cache.
+    pub cache_prompt: bool,
+}
+
 /// A place a task can run: one agent on one provider, a custom integration, …
 #[async_trait]
 pub trait Platform: Send + Sync + std::fmt::Debug {
@@ -49,6 +64,18 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
 
     /// Runs the task as one stage, reporting through `ctx`.
     async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError>;
+
+    /// Runs one workflow stage: `request.agent` answering `request.prompt`.
+    /// By default the prompt becomes the task's description.
+    async fn execute_stage(
+        &self,
+        request: StageRequest<'_>,
+        ctx: &RunContext,
+    ) -> Result<StageResult, PlatformError> {
+        let mut task = request.task.clone();
+        task.description = request.prompt.to_owned();
+        self.execute(&task, ctx).await
+    }
 }
 
 /// Platforms by name, in registration order.

@@ -273,15 +273,3 @@ async fn custom_platforms_and_routers_plug_in() {
     assert_eq!(m.platform_counts.get("echo"), Some(&1));
     assert_eq!(m.platform_counts.get("claude"), Some(&1));
 }
-
-#[tokio::test]
-async fn the_hybrid_route_fails_clearly_until_workflows_exist() {
-    let mock = MockLlmServer::start().await.unwrap();
-    let hp = platform_on(&mock, true).await;
-    let task = Task::new("Audit codebase")
-        .with_system_access(true)
-        .with_multi_step(true);
-    let err = hp.run(task).await.unwrap_err();
-    assert!(matches!(err.root(), PlatformError::Unsupported(_)), "{err}");
-    assert_eq!(mock.request_count(), 0);
-}

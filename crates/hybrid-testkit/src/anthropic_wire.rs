@@ -166,7 +166,7 @@ pub(crate) fn stream(c: &Completion) -> Vec<SseEvent> {
         &json!({
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason(&c.stop), "stop_sequence": stop_sequence(&c.stop)},
-            "usage": {"output_tokens": c.usage.output}
+            "usage": usage(c, c.usage.output)
         }),
     ));
     events.push(SseEvent::named(

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::prompt_cache::CacheUsage;
 use crate::record::Protocol;
 use crate::script::{CallArguments, StopKind, Turn};
 use crate::{ids, tokens};
@@ -44,7 +45,14 @@ pub(crate) struct Completion {
 
 impl Completion {
     /// Resolves `turn` for a request with this body, in this protocol.
-    pub(crate) fn resolve(turn: &Turn, protocol: Protocol, request: &Value) -> Completion {
+    /// `simulated` is what the prompt cache read and wrote for the request;
+    /// the turn's scripted cache usage, when set, is reported instead.
+    pub(crate) fn resolve(
+        turn: &Turn,
+        protocol: Protocol,
+        request: &Value,
+        simulated: Option<CacheUsage>,
+    ) -> Completion {
         let model = turn
             .model
             .clone()
@@ -75,13 +83,24 @@ impl Completion {
                 }
             })
             .collect();
+        let (cache_read, cache_write, cached_in_prompt) = match (turn.cache, simulated) {
+            (Some((read, write)), _) => (read, write, 0),
+            (None, Some(usage)) => (
+                usage.read,
+                usage.write,
+                usage.read.saturating_add(usage.write),
+            ),
+            (None, None) => (0, 0, 0),
+        };
         let (input, output) = turn.usage.unwrap_or_else(|| {
             let out_chars = turn.text.chars().count()
                 + tool_calls
                     .iter()
                     .map(|c| c.name.chars().count() + c.arguments.chars().count())
                     .sum::<usize>();
-            (tokens::prompt(request), tokens::for_chars(out_chars))
+            // The simulated cache's tokens are part of the prompt estimate.
+            let input = tokens::prompt(request).saturating_sub(cached_in_prompt);
+            (input.max(1), tokens::for_chars(out_chars))
         });
         let id = match protocol {
             Protocol::OpenAi => ids::openai_completion(),
@@ -100,8 +119,8 @@ impl Completion {
             usage: TokenUsage {
                 input,
                 output,
-                cache_read: turn.cache.0,
-                cache_write: turn.cache.1,
+                cache_read,
+                cache_write,
             },
             chunk_size: turn.chunk_size.max(1),
         }
@@ -132,13 +151,13 @@ mod tests {
     fn resolves_defaults_from_request() {
         let request = json!({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]});
         let turn = Turn::tool_call("bash", json!({"command": "ls"}));
-        let c = Completion::resolve(&turn, Protocol::OpenAi, &request);
+        let c = Completion::resolve(&turn, Protocol::OpenAi, &request, None);
         assert_eq!(c.model, "gpt-x");
         assert_eq!(c.stop, StopKind::ToolCalls);
         assert!(c.tool_calls[0].id.starts_with("call_"));
         assert_eq!(c.tool_calls[0].arguments, r#"{"command":"ls"}"#);
         assert_eq!(c.usage.input, tokens::prompt(&request));
-        let a = Completion::resolve(&turn, Protocol::Anthropic, &request);
+        let a = Completion::resolve(&turn, Protocol::Anthropic, &request, None);
         assert!(a.tool_calls[0].id.starts_with("toolu_"));
         assert_ne!(a.tool_calls[0].id, c.tool_calls[0].id);
     }

@@ -137,7 +137,7 @@ fn request_model(ctx: &Ctx) -> String {
 }
 
 fn fault_completion(ctx: &Ctx) -> Completion {
-    Completion::resolve(&Turn::text(FAULT_TEXT), ctx.protocol, &ctx.body)
+    Completion::resolve(&Turn::text(FAULT_TEXT), ctx.protocol, &ctx.body, None)
 }
 
 /// The longest prefix of `text` at most half its length, on a char boundary.

@@ -1,6 +1,7 @@
 //! The one axum handler: records the request, rejects it the way the real
 //! API would (unknown path, key, headers, body), else answers with the next
-//! scripted reply.
+//! scripted reply (an Anthropic turn after running the request through the
+//! server's prompt cache).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::failure::Failure;
 use crate::record::{Protocol, RecordedRequest};
 use crate::respond::{self, Ctx};
+use crate::script::Reply;
 use crate::state::SharedState;
 use crate::{validate, wire};
 
@@ -29,7 +31,7 @@ pub(crate) async fn handle(
     let body = recorded.body.clone();
     let required_key = state.record(recorded);
 
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         protocol,
         stream: body.get("stream").and_then(Value::as_bool) == Some(true),
         include_usage: protocol == Protocol::OpenAi
@@ -41,6 +43,7 @@ pub(crate) async fn handle(
         request_id: wire::new_request_id(protocol),
         presented_key: validate::presented_key(protocol, &headers).unwrap_or_default(),
         shutdown: state.shutdown.clone(),
+        prompt_cache: None,
     };
 
     if method != Method::POST || uri.path() != protocol.endpoint() {
@@ -54,7 +57,13 @@ pub(crate) async fn handle(
         return respond::failure(&ctx, &failure, &[]);
     }
     match state.next_reply() {
-        Some(reply) => respond::render(reply, &ctx).await,
+        Some(reply) => {
+            // A model turn is an answered prompt: Anthropic's cache sees it.
+            if protocol == Protocol::Anthropic && matches!(reply, Reply::Turn(_)) {
+                ctx.prompt_cache = state.prompt_cache(&ctx.body);
+            }
+            respond::render(reply, &ctx).await
+        }
         None => respond::failure(&ctx, &Failure::NoScriptedReply, &[]),
     }
 }

@@ -11,9 +11,10 @@
 //! default reply, else a 500 `mock: no scripted reply`). A request is streamed
 //! when its body has `"stream": true`. Requests the real API would reject
 //! (no key, wrong key, no `anthropic-version`, body not a JSON object,
-//! missing `model` / `messages` / Anthropic `max_tokens`, unknown path) get
-//! the provider's error and consume no reply. Every response carries a
-//! request id header (`x-request-id` / `request-id`).
+//! missing `model` / `messages` / Anthropic `max_tokens`, a malformed
+//! Anthropic `system` or `cache_control`, more than four cache breakpoints,
+//! unknown path) get the provider's error and consume no reply. Every
+//! response carries a request id header (`x-request-id` / `request-id`).
 //!
 //! # Replies
 //!
@@ -21,7 +22,7 @@
 //! | --- | --- | --- |
 //! | [`Turn::text`] | `message.content`; streamed as `delta.content` pieces | `text` block; `text_delta` events |
 //! | [`Turn::tool_call`], [`Turn::and_tool_call`] | `tool_calls` (`call_…`); deltas with `index`, first with `id`/`type`/`function.name` | `tool_use` blocks (`toolu_…`); `input_json_delta` `partial_json` pieces |
-//! | [`Turn::with_usage`], [`Turn::with_cache`] | `prompt_tokens` = input + cache read + write, `cached_tokens` = read; final `choices: []` chunk when `stream_options.include_usage` | `input_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`; `message_delta.usage.output_tokens` |
+//! | [`Turn::with_usage`], [`Turn::with_cache`] | `prompt_tokens` = input + cache read + write, `cached_tokens` = read; final `choices: []` chunk when `stream_options.include_usage` | `input_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens` in `message_start` and (cumulative, with `output_tokens`) in `message_delta`; without `with_cache`, the simulated prompt cache's reads and writes |
 //! | [`Turn::with_stop`] | `stop` / `length` / `tool_calls` / `content_filter` | `end_turn` / `max_tokens` / `tool_use` / `stop_sequence` / `refusal` |
 //! | [`Fault::RateLimited`] | 429 `rate_limit_exceeded` + `retry-after` / `retry-after-ms` | 429 `rate_limit_error` + same headers |
 //! | [`Fault::ServerError`] | 500 `server_error` | 500 `api_error` |
@@ -37,6 +38,26 @@
 //! Streamed text and arguments are cut into [`Turn::with_chunk_size`] pieces
 //! (default [`DEFAULT_CHUNK_SIZE`]), so arguments arrive in several fragments.
 //! Faults that stream partial output stream [`FAULT_TEXT`].
+//!
+//! # Anthropic prompt caching
+//!
+//! `cache_control` markers are checked like the real API does:
+//! `{"type": "ephemeral"}` with an optional `"ttl"` of `"5m"` or `"1h"`, on
+//! tools, `system` text blocks (`system` is a string or a list of text
+//! blocks), message blocks or the top level, at most four per request. Each
+//! server keeps a cache of the prompt prefixes marked on tools and system
+//! blocks (the prompt renders tools → system → messages): the first request
+//! marking a prefix reports it as `cache_creation_input_tokens`, later ones
+//! with the same prefix as `cache_read_input_tokens`, and `input_tokens` is
+//! the rest of the prompt. There is no minimum length and no expiry
+//! ([`MockLlmServer::clear_prompt_cache`] forgets everything); an explicit
+//! [`Turn::with_cache`] overrides what is reported.
+//!
+//! # Fixtures
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`fixtures`] | real systems for workflow end-to-end tests: [`fixtures::ServiceFixture`] (a faulty local service and its restart script), [`fixtures::GitRepoFixture`] (a git repository with good and bad feature branches and test/lint/scan/coverage/deploy scripts) |
 //!
 //! # Example
 //!
@@ -77,10 +98,12 @@ mod anthropic_wire;
 mod completion;
 mod failure;
 mod faults;
+pub mod fixtures;
 mod handler;
 mod ids;
 pub mod mcp_server;
 mod openai_wire;
+mod prompt_cache;
 mod record;
 mod respond;
 mod script;

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::completion::Completion;
 use crate::failure::Failure;
+use crate::prompt_cache::CacheUsage;
 use crate::record::Protocol;
 use crate::script::{Reply, Turn};
 use crate::sse::SseEvent;
@@ -39,6 +40,9 @@ pub(crate) struct Ctx {
     pub(crate) presented_key: String,
     /// Becomes true when the server is dropped.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// What the prompt cache read and wrote for this request (Anthropic
+    /// requests with markers answered by a turn).
+    pub(crate) prompt_cache: Option<CacheUsage>,
 }
 
 /// How a streamed body ends.
@@ -62,7 +66,7 @@ async fn render_turn(turn: &Turn, ctx: &Ctx) -> Response {
     if !turn.first_byte_delay.is_zero() && !wait(turn.first_byte_delay, ctx).await {
         return cut_body(ctx, Bytes::new(), "application/json");
     }
-    let completion = Completion::resolve(turn, ctx.protocol, &ctx.body);
+    let completion = Completion::resolve(turn, ctx.protocol, &ctx.body, ctx.prompt_cache);
     if ctx.stream {
         let events = wire::stream_events(ctx.protocol, &completion, ctx.include_usage);
         sse(ctx, &events, Ending::Complete)

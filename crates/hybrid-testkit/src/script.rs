@@ -80,7 +80,7 @@ pub struct Turn {
     pub(crate) text: String,
     pub(crate) tool_calls: Vec<ScriptedCall>,
     pub(crate) usage: Option<(u64, u64)>,
-    pub(crate) cache: (u64, u64),
+    pub(crate) cache: Option<(u64, u64)>,
     pub(crate) stop: Option<StopKind>,
     pub(crate) model: Option<String>,
     pub(crate) chunk_size: usize,
@@ -96,7 +96,7 @@ impl Turn {
             text: String::new(),
             tool_calls: Vec::new(),
             usage: None,
-            cache: (0, 0),
+            cache: None,
             stop: None,
             model: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -154,8 +154,10 @@ impl Turn {
     }
 
     /// Scripts the token usage. `input_tokens` are the uncached prompt tokens
-    /// (cache reads and writes from [`Turn::with_cache`] come on top).
-    /// Default: estimates from the request and response sizes.
+    /// (cache reads and writes, from [`Turn::with_cache`] or Anthropic's
+    /// simulated prompt cache, come on top). Default: estimates from the
+    /// request and response sizes, less what the simulated cache read and
+    /// wrote.
     pub fn with_usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
         self.usage = Some((input_tokens, output_tokens));
         self
@@ -165,8 +167,14 @@ impl Turn {
     /// `prompt_tokens_details.cached_tokens` and counts reads and writes in
     /// `prompt_tokens`; Anthropic reports `cache_read_input_tokens` and
     /// `cache_creation_input_tokens` beside `input_tokens`.
+    ///
+    /// Default: OpenAI reports none; Anthropic reports what the server's
+    /// simulated prompt cache read and wrote for the request's
+    /// `cache_control` markers (none without markers). Scripted values
+    /// replace the simulated ones in the response (the simulated cache
+    /// still records the request's prefixes).
     pub fn with_cache(mut self, read_tokens: u64, write_tokens: u64) -> Self {
-        self.cache = (read_tokens, write_tokens);
+        self.cache = Some((read_tokens, write_tokens));
         self
     }
 

@@ -122,6 +122,13 @@ impl MockLlmServer {
     pub fn queued_replies(&self) -> usize {
         self.state.queued()
     }
+
+    /// Forgets every cached Anthropic prompt prefix, as if they had all
+    /// expired: the next marked request writes the cache again. (The mock's
+    /// entries never expire on their own.)
+    pub fn clear_prompt_cache(&self) {
+        self.state.clear_prompt_cache();
+    }
 }
 
 impl Drop for MockLlmServer {

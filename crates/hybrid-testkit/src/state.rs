@@ -1,12 +1,15 @@
 //! The state shared between [`MockLlmServer`](crate::MockLlmServer) and its
 //! request handler: the reply queue, the default reply, the required key,
-//! and the recorded requests.
+//! the recorded requests, and the Anthropic prompt cache.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use serde_json::Value;
+
+use crate::prompt_cache::{CacheUsage, PromptCache};
 use crate::record::RecordedRequest;
 use crate::script::Reply;
 
@@ -16,6 +19,7 @@ struct Inner {
     default: Option<Reply>,
     api_key: Option<String>,
     requests: Vec<RecordedRequest>,
+    prompt_cache: PromptCache,
 }
 
 /// Shared, lock-protected server state.
@@ -77,5 +81,14 @@ impl SharedState {
 
     pub(crate) fn queued(&self) -> usize {
         self.lock().queue.len()
+    }
+
+    /// Runs an Anthropic request body through the prompt cache.
+    pub(crate) fn prompt_cache(&self, body: &Value) -> Option<CacheUsage> {
+        self.lock().prompt_cache.answer(body)
+    }
+
+    pub(crate) fn clear_prompt_cache(&self) {
+        self.lock().prompt_cache.clear();
     }
 }

@@ -1,10 +1,13 @@
 //! The checks the real APIs make before answering: API key, Anthropic's
-//! `anthropic-version` header, a JSON object body with the required fields.
+//! `anthropic-version` header, a JSON object body with the required fields,
+//! and Anthropic's `system` shape and `cache_control` markers (see
+//! [`prompt_cache`](crate::prompt_cache)).
 
 use axum::http::HeaderMap;
 use serde_json::Value;
 
 use crate::failure::Failure;
+use crate::prompt_cache;
 use crate::record::Protocol;
 
 /// Fields each API requires in the body, in the order they are checked.
@@ -56,6 +59,9 @@ pub(crate) fn check(
         if object.get(*field).is_none_or(Value::is_null) {
             return Err(Failure::MissingField(field));
         }
+    }
+    if protocol == Protocol::Anthropic {
+        prompt_cache::validate(body)?;
     }
     Ok(())
 }

@@ -26,10 +26,13 @@ use crate::setup::Global;
 
 /// Runs the command.
 pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
-    if let Some(w) = &args.workflow {
+    if args.workflow.is_some() && !matches!(args.platform.as_str(), "auto" | router::HYBRID) {
         return Err(Failure::new(
-            exit_code::UNSUPPORTED,
-            format!("--workflow {w}: workflow files are not supported by this build yet"),
+            exit_code::USAGE,
+            format!(
+                "--workflow runs on the hybrid route; it cannot be combined with --platform {}",
+                args.platform
+            ),
         ));
     }
     if let Some(dir) = &args.workdir
@@ -41,8 +44,17 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         ));
     }
     let config = global.load_config()?;
-    let task = task_from_flags(&args.task)?;
+    let mut task = task_from_flags(&args.task)?;
+    task.workflow = args.workflow.clone();
     let platform = global.platform(&config).await?;
+    if args.workflow.is_some() {
+        // A workflow that cannot be loaded fails before the task is stored.
+        let workdir = match &args.workdir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        platform.workflow_for(&task, &workdir)?;
+    }
     let names = platform.platform_names();
     if args.platform != "auto" && args.platform != router::HYBRID && !names.contains(&args.platform)
     {
@@ -79,13 +91,52 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
             Ok(exit_code::OK)
         };
     }
+    let attempt = Attempt {
+        platform: args.platform.clone(),
+        workdir: args.workdir.clone(),
+        approve_as: args.approve_as.clone(),
+        approval_timeout: args.approval_timeout,
+        stream: args.stream,
+    };
+    execute(global, &platform, attempt, Work::New(task)).await
+}
+
+/// How to carry out a run or a resume, from the command line.
+pub struct Attempt {
+    /// `--platform`.
+    pub platform: String,
+    /// `--workdir`.
+    pub workdir: Option<std::path::PathBuf>,
+    /// `--approve-as`.
+    pub approve_as: Option<String>,
+    /// `--approval-timeout` in seconds.
+    pub approval_timeout: u64,
+    /// `--stream`.
+    pub stream: bool,
+}
+
+/// A new task, or one to resume.
+pub enum Work {
+    /// Run this task.
+    New(hybrid_core::Task),
+    /// Resume this task (`force`: even if another process holds it).
+    Resume(hybrid_core::TaskId, bool),
+}
+
+/// Runs or resumes, showing it live (or as JSON), and maps the end to an exit code.
+pub async fn execute(
+    global: &Global,
+    platform: &hybrid_platform::HybridPlatform,
+    attempt: Attempt,
+    work: Work,
+) -> Result<u8, Failure> {
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
-    let approver: Arc<dyn Approver> = match &args.approve_as {
+    let approver: Arc<dyn Approver> = match &attempt.approve_as {
         Some(name) => Arc::new(PreApproved { name: name.clone() }),
         None => {
             let mut a = StoreApprover {
-                timeout: std::time::Duration::from_secs(args.approval_timeout),
+                timeout: std::time::Duration::from_secs(attempt.approval_timeout),
                 ..StoreApprover::default()
             };
             if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
@@ -96,24 +147,27 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         }
     };
     let options = RunOptions {
-        platform: Some(args.platform.clone()),
+        platform: Some(attempt.platform.clone()),
         cancel,
-        workdir: args.workdir.clone(),
+        workdir: attempt.workdir.clone(),
         approver: Some(approver),
         tool_limits: None,
     };
     let (tx, rx) = mpsc::channel::<Event>(256);
-    let mode = if args.stream {
+    let mode = if attempt.stream {
         Mode::Stream
     } else if global.json {
         Mode::Json
     } else {
         Mode::Human(LiveView::new())
     };
-    let (outcome, (mode, result)) = tokio::join!(
-        platform.run_with(task, options, Some(tx)),
-        consume(rx, mode)
-    );
+    let running = async {
+        match work {
+            Work::New(task) => platform.run_with(task, options, Some(tx)).await,
+            Work::Resume(id, force) => platform.resume(&id, options, Some(tx), force).await,
+        }
+    };
+    let (outcome, (mode, result)) = tokio::join!(running, consume(rx, mode));
     watcher.abort();
 
     let result = match (&outcome, result) {

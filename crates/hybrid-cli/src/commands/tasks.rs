@@ -1,4 +1,5 @@
-//! `hybrid tasks list|show|cancel`: what the store knows about tasks.
+//! `hybrid tasks list|show|cancel|resume`: what the store knows about tasks,
+//! and continuing one that was interrupted or failed.
 
 use std::fmt::Write as _;
 
@@ -14,6 +15,35 @@ use crate::setup::Global;
 
 /// Runs the command.
 pub async fn tasks(global: &Global, cmd: TasksCommand) -> Result<u8, Failure> {
+    if let TasksCommand::Resume {
+        id,
+        force,
+        approve_as,
+        approval_timeout,
+        workdir,
+        stream,
+    } = cmd
+    {
+        if let Some(dir) = &workdir
+            && !dir.is_dir()
+        {
+            return Err(Failure::new(
+                exit_code::USAGE,
+                format!("--workdir {}: not an existing directory", dir.display()),
+            ));
+        }
+        let config = global.load_config()?;
+        let platform = global.platform(&config).await?;
+        let attempt = crate::commands::run::Attempt {
+            platform: "auto".into(),
+            workdir,
+            approve_as,
+            approval_timeout,
+            stream,
+        };
+        let work = crate::commands::run::Work::Resume(TaskId::from(id), force);
+        return crate::commands::run::execute(global, &platform, attempt, work).await;
+    }
     let store = global.open_store().await?;
     match cmd {
         TasksCommand::List { status, limit } => {
@@ -108,6 +138,7 @@ pub async fn tasks(global: &Global, cmd: TasksCommand) -> Result<u8, Failure> {
             }
             Ok(exit_code::OK)
         }
+        TasksCommand::Resume { .. } => Ok(exit_code::OK),
         TasksCommand::Cancel { id } => {
             let id = TaskId::from(id);
             if store.get_task(&id).await?.is_none() {

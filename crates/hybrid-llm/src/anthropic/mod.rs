@@ -15,6 +15,8 @@
 //!   (a model's non-JSON text) are sent as the object they parse to, else
 //!   as `{}`;
 //! * `max_tokens` is required: the request's, else `default_max_tokens`;
+//! * `cache_prompt`: `cache_control: {"type": "ephemeral"}` on the last tool
+//!   and on the system prompt (sent as a one-block list);
 //! * streams: `input_json_delta` fragments are assembled per block and parsed
 //!   at `content_block_stop`; thinking/signature deltas and `ping` are
 //!   ignored; `message_stop` completes the turn;

@@ -13,12 +13,24 @@
 //!   role (tool results, a user text after them) are merged into one message.
 //! * Empty text blocks are dropped (the API rejects them).
 //! * `max_tokens` is required: the request's cap, else the client default.
+//! * With [`ChatRequest::cache_prompt`], the stable prefix is marked for the
+//!   prompt cache: `cache_control: {"type": "ephemeral"}` on the **last**
+//!   tool definition and on the system prompt, which is then sent as a list
+//!   holding one text block (a string cannot carry `cache_control`) with the
+//!   same joined text. The API renders the prompt as tools → system →
+//!   messages and caches the prefix up to and including each marked block,
+//!   so the system marker caches tools and system together and the tool
+//!   marker keeps the tools cached when the system prompt changes. That is
+//!   two of the four breakpoints a request may carry; messages get none.
 
 use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::wire::{MessagesRequest, RequestBlock, RequestMessage, RequestTool, RequestToolChoice};
+use super::wire::{
+    CacheControl, MessagesRequest, RequestBlock, RequestMessage, RequestSystem, RequestTool,
+    RequestToolChoice, SystemBlock,
+};
 use crate::{ChatRequest, Message, ToolChoice};
 
 /// The request body for `request` against `model`.
@@ -29,18 +41,29 @@ pub(crate) fn build<'a>(
     stream: bool,
 ) -> MessagesRequest<'a> {
     let has_tools = !request.tools.is_empty();
+    let marker = request.cache_prompt.then_some(CacheControl::Ephemeral);
+    let last_tool = request.tools.len().saturating_sub(1);
     MessagesRequest {
         model,
         max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
-        system: system(&request.messages),
+        system: system(&request.messages).map(|text| match marker {
+            Some(marker) => RequestSystem::Blocks(vec![SystemBlock {
+                kind: "text",
+                text,
+                cache_control: Some(marker),
+            }]),
+            None => RequestSystem::Text(text),
+        }),
         messages: messages(&request.messages),
         tools: request
             .tools
             .iter()
-            .map(|tool| RequestTool {
+            .enumerate()
+            .map(|(position, tool)| RequestTool {
                 name: &tool.name,
                 description: &tool.description,
                 input_schema: &tool.parameters,
+                cache_control: marker.filter(|_| position == last_tool),
             })
             .collect(),
         tool_choice: has_tools.then(|| tool_choice(&request.tool_choice)),
@@ -255,5 +278,70 @@ mod tests {
             request.tool_choice = choice;
             assert_eq!(to_value(&request, false)["tool_choice"], expected);
         }
+    }
+
+    #[test]
+    fn cache_prompt_marks_the_last_tool_and_the_system_prompt() {
+        let tool = |name: &str| ToolDefinition {
+            name: name.into(),
+            description: name.to_uppercase(),
+            parameters: json!({"type": "object"}),
+        };
+        let mut request = ChatRequest {
+            messages: vec![
+                Message::system("Be brief."),
+                Message::user("Hi"),
+                Message::system("Answer in French."),
+            ],
+            tools: vec![tool("a"), tool("b")],
+            cache_prompt: true,
+            ..ChatRequest::default()
+        };
+        let body = to_value(&request, false);
+        assert_eq!(
+            body["system"],
+            json!([{
+                "type": "text",
+                "text": "Be brief.\n\nAnswer in French.",
+                "cache_control": {"type": "ephemeral"}
+            }])
+        );
+        assert_eq!(
+            body["tools"],
+            json!([
+                {"name": "a", "description": "A", "input_schema": {"type": "object"}},
+                {"name": "b", "description": "B", "input_schema": {"type": "object"},
+                 "cache_control": {"type": "ephemeral"}}
+            ])
+        );
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+        );
+        // Unmarked: a plain string and no cache_control anywhere.
+        request.cache_prompt = false;
+        let plain = to_value(&request, false);
+        assert_eq!(plain["system"], json!("Be brief.\n\nAnswer in French."));
+        assert!(!plain.to_string().contains("cache_control"));
+        // Nothing stable to mark: no system, no tools, no marker.
+        let bare = ChatRequest {
+            messages: vec![Message::user("Hi")],
+            cache_prompt: true,
+            ..ChatRequest::default()
+        };
+        let body = to_value(&bare, true);
+        assert!(body.get("system").is_none() && body.get("tools").is_none());
+        assert!(!body.to_string().contains("cache_control"));
+        // Tools only: the last tool is marked; system only: the system block.
+        let tools_only = ChatRequest {
+            messages: vec![Message::user("Hi")],
+            tools: vec![tool("only")],
+            cache_prompt: true,
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            to_value(&tools_only, false)["tools"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
     }
 }

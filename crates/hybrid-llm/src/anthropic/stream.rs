@@ -443,4 +443,35 @@ data: {"type":"message_stop"}
         let (_, end) = decode("event: message_start\ndata: {oops\n\n");
         assert!(matches!(end, Err(LlmError::Decode { .. })));
     }
+
+    #[test]
+    fn message_delta_usage_is_cumulative_and_overrides_message_start() {
+        // The current API repeats the input and cache counts in
+        // `message_delta`; older servers send only `output_tokens` there.
+        let stream = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4000,\"output_tokens\":1}}}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4000,\"output_tokens\":30}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+        let (events, end) = decode(stream);
+        end.unwrap();
+        let r = completed(&events);
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 12,
+                output_tokens: 30,
+                cache_read_tokens: 4000,
+                cache_write_tokens: 0
+            }
+        );
+        // Haiku 4.5: $1 in, $5 out, $0.10 cache read per Mtok.
+        assert_eq!(
+            r.cost,
+            Some(hybrid_core::Money::from_nanos(
+                12 * 1_000 + 30 * 5_000 + 4000 * 100
+            ))
+        );
+    }
 }

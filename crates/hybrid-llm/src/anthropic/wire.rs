@@ -15,7 +15,7 @@ pub(crate) struct MessagesRequest<'a> {
     pub model: &'a str,
     pub max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub system: Option<Cow<'a, str>>,
+    pub system: Option<RequestSystem<'a>>,
     pub messages: Vec<RequestMessage<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<RequestTool<'a>>,
@@ -27,6 +27,33 @@ pub(crate) struct MessagesRequest<'a> {
     pub stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+}
+
+/// `system`: a string, or a list of text blocks (needed to carry
+/// `cache_control`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum RequestSystem<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<SystemBlock<'a>>),
+}
+
+/// A text block of `system`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SystemBlock<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub text: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+}
+
+/// A prompt-cache breakpoint: the prefix up to and including the block that
+/// carries it is cached. Only `ephemeral` exists (default TTL 5 minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum CacheControl {
+    Ephemeral,
 }
 
 /// One entry of `messages`; content is always a list of blocks.
@@ -67,6 +94,8 @@ pub(crate) struct RequestTool<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub input_schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
 }
 
 /// `tool_choice`.

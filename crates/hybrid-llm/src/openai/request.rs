@@ -14,6 +14,9 @@
 //!   any provider not named `openai` the cap is sent in both fields.
 //! * Streams ask for `stream_options.include_usage` so the last chunk
 //!   carries the usage.
+//! * [`ChatRequest::cache_prompt`] changes nothing: OpenAI caches prompt
+//!   prefixes automatically (no request field) and reports the hits as
+//!   `usage.prompt_tokens_details.cached_tokens`.
 
 use std::borrow::Cow;
 
@@ -226,5 +229,22 @@ mod tests {
                 json!(expected)
             );
         }
+    }
+
+    #[test]
+    fn cache_prompt_leaves_the_body_unchanged() {
+        let mut cached = conversation();
+        cached.cache_prompt = true;
+        for (provider, stream) in [("openai", false), ("openai", true), ("llama.cpp", false)] {
+            assert_eq!(
+                to_value(&cached, provider, stream),
+                to_value(&conversation(), provider, stream)
+            );
+        }
+        assert!(
+            !to_value(&cached, "openai", false)
+                .to_string()
+                .contains("cache")
+        );
     }
 }

@@ -193,6 +193,7 @@ pub fn conversation(provider: Provider) -> ChatRequest {
         max_tokens: Some(512),
         temperature: Some(0.2),
         stop: Vec::new(),
+        cache_prompt: false,
     }
 }
 

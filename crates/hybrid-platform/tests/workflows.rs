@@ -1,0 +1,290 @@
+//! The workflow engine end to end against the mock: the hybrid route runs
+//! plan → execute → verify, stages are committed as they finish, and a
+//! failed task resumes from its first unfinished stage without running
+//! anything twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use hybrid_core::{Task, TaskStatus};
+use hybrid_llm::{
+    AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
+};
+use hybrid_platform::roles::Layer;
+use hybrid_platform::{
+    AgentInput, CustomAgent, HybridPlatform, LlmPlatform, PlatformError, RunOptions,
+};
+use hybrid_store::AuditFilter;
+use hybrid_testkit::{Fault, MockLlmServer, Turn};
+use hybrid_tools::{ToolRegistry, ToolsConfig};
+use serde_json::json;
+
+fn no_retries() -> TransportConfig {
+    TransportConfig {
+        retry: RetryPolicy::none(),
+        ..TransportConfig::default()
+    }
+}
+
+/// `openai` and `claude` (with bash) on one mock.
+async fn hybrid(mock: &MockLlmServer) -> HybridPlatform {
+    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
+    let openai = OpenAiClient::new(
+        OpenAiConfig::new("sk-test", "gpt-4o")
+            .with_base_url(mock.openai_base_url())
+            .with_transport(no_retries()),
+    )
+    .unwrap();
+    let claude = AnthropicClient::new(
+        AnthropicConfig::new("sk-ant-test", "claude-sonnet-4-5")
+            .with_base_url(mock.anthropic_base_url())
+            .with_transport(no_retries()),
+    )
+    .unwrap();
+    let registry = ToolRegistry::builtin(&ToolsConfig::default());
+    let tools = registry.get("bash").into_iter().collect();
+    HybridPlatform::builder()
+        .store(store)
+        .platform(Arc::new(LlmPlatform::new(
+            "openai",
+            Layer::Reasoning,
+            Arc::new(openai),
+        )))
+        .platform(Arc::new(
+            LlmPlatform::new("claude", Layer::Execution, Arc::new(claude)).with_tools(tools),
+        ))
+        .build()
+        .unwrap()
+}
+
+fn audit_task() -> Task {
+    let mut task = Task::new("Audit codebase for security issues");
+    task.requires_system_access = true;
+    task.requires_multi_step = true;
+    task
+}
+
+fn options(dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        workdir: Some(dir.to_path_buf()),
+        ..RunOptions::default()
+    }
+}
+
+fn script_plan_and_execution(mock: &MockLlmServer) {
+    mock.enqueue(Turn::text(
+        "1. List the files with `ls`.\nDone when: the files are listed.",
+    ));
+    mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
+    mock.enqueue(Turn::text("Ran `ls`: found notes.txt. No secrets in it."));
+}
+
+#[tokio::test]
+async fn a_multi_step_system_task_runs_plan_execute_verify_in_three_stages() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    script_plan_and_execution(&mock);
+    mock.enqueue(Turn::text("The listing proves it.\nPASS"));
+
+    let result = hp
+        .run_with(audit_task(), options(dir.path()), None)
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Completed);
+    assert_eq!(result.platform, "hybrid");
+    assert_eq!(result.route.rule, "system_access_multi_step");
+    let names: Vec<&str> = result.stages.keys().map(String::as_str).collect();
+    assert_eq!(names, ["planning", "execution", "verification"]);
+    let planning = &result.stages["planning"];
+    assert_eq!(
+        (planning.agent.as_str(), planning.platform.as_str()),
+        ("coordinator", "openai")
+    );
+    let execution = &result.stages["execution"];
+    assert_eq!(
+        (execution.agent.as_str(), execution.platform.as_str()),
+        ("executor", "claude")
+    );
+    assert_eq!(execution.tools_used, ["bash"]);
+    assert!(
+        execution.tool_calls[0]
+            .output
+            .as_deref()
+            .unwrap()
+            .contains("notes.txt")
+    );
+    let verification = &result.stages["verification"];
+    assert_eq!(verification.agent, "validator");
+    assert_eq!(verification.verdict.as_deref(), Some("pass"));
+    assert_eq!(result.output, verification.output);
+
+    // The execution prompt carried the plan; the verifier saw the report.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests[1]
+            .body
+            .to_string()
+            .contains("List the files with `ls`")
+    );
+    assert!(requests[3].body.to_string().contains("found notes.txt"));
+
+    // Committed in order, with their positions.
+    let stored = hp.store().stages(&result.task_id).await.unwrap();
+    let stored: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(stored, ["planning", "execution", "verification"]);
+}
+
+#[tokio::test]
+async fn a_failed_task_resumes_from_its_first_unfinished_stage_and_runs_nothing_twice() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    script_plan_and_execution(&mock);
+    mock.enqueue(Fault::ServerError);
+
+    let task = audit_task();
+    let id = task.id.clone();
+    let err = hp
+        .run_with(task, options(dir.path()), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PlatformError::Task {
+                status: TaskStatus::Failed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let stored = hp.store().stages(&id).await.unwrap();
+    assert_eq!(stored.len(), 2, "planning and execution were committed");
+    assert_eq!(mock.request_count(), 4);
+
+    mock.enqueue(Turn::text("Proven by the listing.\nPASS"));
+    let result = hp
+        .resume(&id, options(dir.path()), None, false)
+        .await
+        .unwrap();
+    assert_eq!(result.status, TaskStatus::Completed);
+    assert_eq!(
+        result.stages.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["planning", "execution", "verification"]
+    );
+    assert_eq!(
+        mock.request_count(),
+        5,
+        "only the verification was asked again"
+    );
+    let audit = hp
+        .store()
+        .audit_records(&AuditFilter {
+            task_id: Some(id.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let bash: Vec<_> = audit
+        .iter()
+        .filter(|r| r.action == "bash_command")
+        .collect();
+    assert_eq!(bash.len(), 1, "ls ran once: {bash:#?}");
+    // A completed task has nothing to resume.
+    let again = hp
+        .resume(&id, options(dir.path()), None, false)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("nothing to resume"), "{again}");
+}
+
+const RUNBOOK_FLOW: &str = r#"
+name: runbook-flow
+stages:
+  - id: gather
+    runbook:
+      commands: ["echo one > one.txt && cat one.txt", "echo two"]
+  - id: gate
+    check:
+      - { name: gathered, expect: "stages.gather.ok", message: "gathering failed" }
+  - id: summary
+    agent: summariser
+    prompt: "Summarise: {{ stages.gather.output }}"
+"#;
+
+struct Summariser;
+
+#[async_trait::async_trait]
+impl CustomAgent for Summariser {
+    async fn handle(&self, input: AgentInput<'_>) -> Result<String, PlatformError> {
+        Ok(format!("{} lines", input.prompt.lines().count()))
+    }
+}
+
+#[tokio::test]
+async fn runbook_check_and_custom_agent_stages_run_without_a_model() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    hp.register_agent("summariser", Summariser);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.yaml");
+    std::fs::write(&file, RUNBOOK_FLOW).unwrap();
+    let task = Task::new("gather").with_workflow(file.display().to_string());
+    // `echo` is not on the seed's allow list: it needs (and gets) approval.
+    let approved = RunOptions {
+        approver: Some(Arc::new(hybrid_platform::PreApproved {
+            name: "tester".into(),
+        })),
+        ..options(dir.path())
+    };
+    let result = hp.run_with(task, approved, None).await.unwrap();
+    assert_eq!(result.status, TaskStatus::Completed);
+    assert_eq!(result.route.rule, "workflow");
+    let gather = &result.stages["gather"];
+    assert_eq!(gather.tools_used, ["bash"]);
+    assert!(
+        gather.output.contains("$ echo two\ntwo"),
+        "{}",
+        gather.output
+    );
+    assert_eq!(result.stages["gate"].verdict.as_deref(), Some("pass"));
+    assert_eq!(result.stages["summary"].output, "4 lines");
+    assert!(dir.path().join("one.txt").exists());
+    assert_eq!(mock.request_count(), 0, "no model was asked");
+}
+
+#[tokio::test]
+async fn a_failing_check_rejects_the_task_naming_the_rule() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.yaml");
+    std::fs::write(
+        &file,
+        "name: strict\nstages:\n  - id: test\n    runbook:\n      commands: [\"echo 'FAIL test_divide' && exit 1\"]\n      continue_on_error: true\n  - id: decide\n    check:\n      - { name: tests_pass, expect: \"stages.test.ok\", message: \"tests failed: {{ stages.test.output }}\" }\n  - id: deploy\n    runbook:\n      commands: [\"touch deployed\"]\n",
+    )
+    .unwrap();
+    let task = Task::new("ship").with_workflow(file.display().to_string());
+    let approved = RunOptions {
+        approver: Some(Arc::new(hybrid_platform::PreApproved {
+            name: "tester".into(),
+        })),
+        ..options(dir.path())
+    };
+    let err = hp.run_with(task, approved, None).await.unwrap_err();
+    let PlatformError::Task { status, source, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*status, TaskStatus::Blocked);
+    assert!(
+        matches!(**source, PlatformError::Rejected { .. }),
+        "{source}"
+    );
+    assert!(err.to_string().contains("test_divide"), "{err}");
+    assert!(!dir.path().join("deployed").exists(), "deploy never ran");
+}

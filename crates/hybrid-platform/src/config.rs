@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | `[router]` | `default_platform` for tasks no rule covers |
 //! | `[platforms.NAME]` | `provider` (`openai`, `anthropic`), `model`, `base_url`, `api_key_env`, `max_tokens`, `temperature`, `stream`, `timeout_secs`, `max_attempts`, `tools`, `max_turns`, `instructions` |
-//! | `[tools]` | `http_request = true` enables that tool; `[tools.notify] webhook_url` enables `notify` |
+//! | `[tools]` | `http_request = true` enables that tool; `[tools.notify] webhook_url` enables `notify`; `allow_network = true` lets commands use the network |
 //! | `[agents.NAME]` | `platform`, `role`, `instructions`, `tools`, `max_turns`: when the role NAME (or `role`) runs on that platform, these replace the platform's |
 //! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
 //! | `[policy]` | the command policy's `allow`, `deny`, `approve` lists and `default` |

@@ -237,6 +237,8 @@ pub struct RunContext {
     pub model_gate: Arc<dyn hybrid_agents::ModelGate>,
     /// Bounds on each tool call.
     pub tool_limits: hybrid_tools::Limits,
+    /// What commands may do beyond the workspace (network, extra writable paths).
+    pub sandbox: hybrid_tools::SandboxPolicy,
     /// Text deltas of this stage, kept back until the output guardrails pass;
     /// `None` when deltas go out as they come.
     pub held_deltas: Option<Arc<Mutex<Vec<String>>>>,

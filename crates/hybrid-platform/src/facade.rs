@@ -33,8 +33,8 @@ use crate::platform::{Platform, PlatformRegistry};
 use crate::router::{self, DefaultRouter, RouteDecision, Router};
 use crate::stage_cache::StageCache;
 use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer, RateLimits};
-use hybrid_tools::Limits;
 use hybrid_tools::ToolRegistry;
+use hybrid_tools::{Limits, SandboxPolicy};
 
 /// The stage name of a single-platform run.
 pub const SINGLE_STAGE: &str = "execution";
@@ -59,6 +59,10 @@ pub struct RunOptions {
     pub approver: Option<Arc<dyn Approver>>,
     /// Bounds on each tool call (default: [`Limits::default`]).
     pub tool_limits: Option<Limits>,
+    /// What commands may do beyond the workspace, for agents' tools and
+    /// workflow `runbook` / `tool` stages alike (default: no network, no
+    /// extra writable paths).
+    pub sandbox: SandboxPolicy,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for RunOptions {
             .field("platform", &self.platform)
             .field("workdir", &self.workdir)
             .field("approver", &self.approver.is_some())
+            .field("sandbox", &self.sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -842,6 +847,7 @@ impl HybridPlatform {
             cancel: options.cancel.clone(),
             workdir: t.workdir(),
             tool_limits: options.tool_limits.clone().unwrap_or_default(),
+            sandbox: options.sandbox.clone(),
             gate: Arc::new(gate),
             model_gate: Arc::new(model_gate),
             held_deltas: held.clone(),

@@ -441,6 +441,7 @@ impl LlmPlatform {
         let mut tools = ToolContext::new(ctx.workdir.clone());
         tools.cancel = ctx.cancel.clone();
         tools.limits = ctx.tool_limits.clone();
+        tools.sandbox = ctx.sandbox.clone();
         let observer = StageObserver {
             ctx,
             agent: role,

@@ -215,7 +215,7 @@ impl<'a> WorkflowRun<'a> {
                     let message = a
                         .render_message(&ctx)
                         .map_err(|e| self.template_error(stage, e))?;
-                    self.approval_stage(stage, &message, a.on_reject, attempt_n)
+                    self.approval_stage(stage, &message, a.timeout, attempt_n)
                         .await
                 }
                 StageKind::Loop(l) => self.loop_stage(stage, l).await,
@@ -604,6 +604,7 @@ impl<'a> WorkflowRun<'a> {
                     let mut ctx = ToolContext::new(self.t.workdir());
                     ctx.cancel = self.t.options.cancel.clone();
                     ctx.limits = self.t.options.tool_limits.clone().unwrap_or_default();
+                    ctx.sandbox = self.t.options.sandbox.clone();
                     let out = t.call(arguments.clone(), &ctx).await;
                     let exit_code = out
                         .metadata
@@ -656,7 +657,7 @@ impl<'a> WorkflowRun<'a> {
         &self,
         stage: &Stage,
         message: &str,
-        on_reject: OnReject,
+        timeout: Option<std::time::Duration>,
         attempt: u32,
     ) -> Result<(StageOutcome, StageResult), PlatformError> {
         let key = format!("stage:{}/approval/attempt:{attempt}", stage.id);
@@ -667,7 +668,7 @@ impl<'a> WorkflowRun<'a> {
         let answer = match answer {
             Some(a) => a,
             None => {
-                let answer = self.ask(stage, message, &key).await?;
+                let answer = self.ask(stage, message, &key, timeout).await?;
                 let value = serde_json::to_value(&answer).unwrap_or(Value::Null);
                 // An interrupted ask has no row to finish: begin again is a no-op.
                 if self
@@ -690,7 +691,6 @@ impl<'a> WorkflowRun<'a> {
         let mut outcome = StageOutcome::completed(text.clone());
         outcome.ok = answer.approved;
         outcome.attempt = attempt;
-        let _ = on_reject;
         let result = StageResult {
             agent: "approval".into(),
             platform: "approval".into(),
@@ -708,7 +708,15 @@ impl<'a> WorkflowRun<'a> {
         Ok((outcome, result))
     }
 
-    async fn ask(&self, stage: &Stage, message: &str, key: &str) -> Result<Answer, PlatformError> {
+    /// Asks the run's approver; no answer within `timeout` is a rejection
+    /// by `timeout` (the approver is cancelled, so a stored ask expires).
+    async fn ask(
+        &self,
+        stage: &Stage,
+        message: &str,
+        key: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Answer, PlatformError> {
         let approver = self
             .t
             .options
@@ -733,11 +741,24 @@ impl<'a> WorkflowRun<'a> {
                 .go(TaskStatus::AwaitingApproval, Some(message.to_owned()))
                 .await?;
         }
+        let cancel = self.t.options.cancel.child_token();
         let ctx = ApprovalContext {
             events: self.t.sink.clone(),
-            cancel: self.t.options.cancel.clone(),
+            cancel: cancel.clone(),
         };
-        let answer = approver.ask(&ask, &ctx).await;
+        let answer = match timeout {
+            None => approver.ask(&ask, &ctx).await,
+            Some(limit) => match tokio::time::timeout(limit, approver.ask(&ask, &ctx)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    cancel.cancel();
+                    ApprovalAnswer::Rejected {
+                        by: "timeout".into(),
+                        reason: Some(format!("no answer within {}", humantime_secs(limit))),
+                    }
+                }
+            },
+        };
         if waiting {
             self.t.go(TaskStatus::InProgress, None).await?;
         }
@@ -881,6 +902,10 @@ struct Answer {
     approved: bool,
     by: String,
     note: Option<String>,
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs())
 }
 
 fn note(n: &Option<String>) -> String {

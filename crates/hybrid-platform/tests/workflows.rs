@@ -288,3 +288,45 @@ async fn a_failing_check_rejects_the_task_naming_the_rule() {
     assert!(err.to_string().contains("test_divide"), "{err}");
     assert!(!dir.path().join("deployed").exists(), "deploy never ran");
 }
+
+/// Never answers.
+struct Silent;
+
+#[async_trait::async_trait]
+impl hybrid_platform::Approver for Silent {
+    async fn ask(
+        &self,
+        _ask: &hybrid_platform::ApprovalAsk,
+        ctx: &hybrid_platform::ApprovalContext,
+    ) -> hybrid_platform::ApprovalAnswer {
+        ctx.cancel.cancelled().await;
+        hybrid_platform::ApprovalAnswer::Rejected {
+            by: "cancelled".into(),
+            reason: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_approval_gate_times_out_as_a_rejection() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gate.yaml");
+    std::fs::write(
+        &file,
+        "name: gate\nstages:\n  - id: approve\n    approval: { message: \"ship it?\", timeout: \"200ms\" }\n  - id: ship\n    runbook:\n      commands: [\"touch shipped\"]\n",
+    )
+    .unwrap();
+    let task = Task::new("ship").with_workflow(file.display().to_string());
+    let id = task.id.clone();
+    let options = RunOptions {
+        approver: Some(Arc::new(Silent)),
+        ..options(dir.path())
+    };
+    let err = hp.run_with(task, options, None).await.unwrap_err();
+    assert!(err.to_string().contains("rejected by timeout"), "{err}");
+    assert!(!dir.path().join("shipped").exists());
+    let rec = hp.store().get_task(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, TaskStatus::Blocked);
+}

@@ -173,6 +173,9 @@ pub struct ToolsConfig {
     pub http_request: bool,
     /// Register `notify`, posting to this webhook.
     pub notify: Option<NotifyConfig>,
+    /// Let commands (bash, runbook stages) open network sockets; off by
+    /// default, so a command cannot reach the network unless this says so.
+    pub allow_network: bool,
 }
 
 /// Where `notify` posts.

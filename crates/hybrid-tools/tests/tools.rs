@@ -40,6 +40,7 @@ fn builtin_registry_and_schemas() {
             webhook_url: "http://127.0.0.1:9/hook".to_owned(),
             headers: Vec::new(),
         }),
+        ..ToolsConfig::default()
     });
     assert_eq!(all.len(), 8);
     for spec in all.specs() {
@@ -344,6 +345,7 @@ async fn http_request_when_enabled() {
     let tools = ToolRegistry::builtin(&ToolsConfig {
         http_request: true,
         notify: None,
+        ..ToolsConfig::default()
     });
     let (url, server) = one_shot_server("200 OK", b"pong").await;
     let out = tools
@@ -423,6 +425,7 @@ async fn notify_posts_to_the_webhook() {
             webhook_url: format!("{url}/hook"),
             headers: vec![("authorization".to_owned(), "Bearer hook-token".to_owned())],
         }),
+        ..ToolsConfig::default()
     });
     let out = tools
         .call(
@@ -450,6 +453,7 @@ async fn notify_posts_to_the_webhook() {
             webhook_url: url,
             headers: Vec::new(),
         }),
+        ..ToolsConfig::default()
     });
     let out = tools.call("notify", json!({"message": "x"}), &ctx).await;
     assert!(out.is_error);

@@ -97,6 +97,7 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         approve_as: args.approve_as.clone(),
         approval_timeout: args.approval_timeout,
         stream: args.stream,
+        allow_network: config.tools.allow_network,
     };
     execute(global, &platform, attempt, Work::New(task)).await
 }
@@ -113,6 +114,8 @@ pub struct Attempt {
     pub approval_timeout: u64,
     /// `--stream`.
     pub stream: bool,
+    /// `[tools] allow_network`: commands may open network sockets.
+    pub allow_network: bool,
 }
 
 /// A new task, or one to resume.
@@ -152,6 +155,10 @@ pub async fn execute(
         workdir: attempt.workdir.clone(),
         approver: Some(approver),
         tool_limits: None,
+        sandbox: hybrid_tools::SandboxPolicy {
+            allow_network: attempt.allow_network,
+            ..hybrid_tools::SandboxPolicy::default()
+        },
     };
     let (tx, rx) = mpsc::channel::<Event>(256);
     let mode = if attempt.stream {

@@ -40,6 +40,7 @@ pub async fn tasks(global: &Global, cmd: TasksCommand) -> Result<u8, Failure> {
             approve_as,
             approval_timeout,
             stream,
+            allow_network: config.tools.allow_network,
         };
         let work = crate::commands::run::Work::Resume(TaskId::from(id), force);
         return crate::commands::run::execute(global, &platform, attempt, work).await;

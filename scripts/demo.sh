@@ -7,7 +7,10 @@
 # /v1/chat/completions, `claude` over /v1/messages — and runs:
 #   1. a conversation task, which the router sends to `openai`;
 #   2. a research task, which the router sends to `claude`;
-#   3. `hybrid metrics` over what the store now holds.
+#   3. a multi-step system task, which the router sends to the hybrid route:
+#      the built-in plan-execute-verify workflow (planning on `openai`,
+#      execution with tools on `claude`, verification on `openai`);
+#   4. `hybrid metrics` over what the store now holds.
 # With arguments, runs `hybrid run ARGS…` instead of 1–3:
 #   scripts/demo.sh --json --platform claude "Explain quantum computing"
 set -euo pipefail
@@ -44,6 +47,13 @@ echo "\$ hybrid run \"Explain quantum computing in two sentences.\"" >&2
 echo >&2
 echo "\$ hybrid run --type research \"What is the capital of France? Answer in one sentence.\"" >&2
 "${hybrid[@]}" run --type research "What is the capital of France? Answer in one sentence."
+echo >&2
+work="$cache/demo-workspace"
+mkdir -p "$work"
+printf 'service: api\nport: 8080\n' >"$work/app.yaml"
+echo "\$ hybrid run --system-access --multi-step --approve-as demo --workdir $work \"Check the app.yaml in this directory and report its port.\"" >&2
+"${hybrid[@]}" run --system-access --multi-step --approve-as demo --workdir "$work" \
+  "Check the app.yaml in this directory and report its port."
 echo >&2
 echo "\$ hybrid metrics" >&2
 "${hybrid[@]}" metrics

@@ -5,6 +5,9 @@
 #[path = "../custom_platform.rs"]
 mod custom_platform;
 
+#[path = "../custom_agent.rs"]
+mod custom_agent;
+
 use hybrid_testkit::{MockLlmServer, Turn};
 
 #[tokio::test]
@@ -39,4 +42,22 @@ async fn gemini_without_a_key_names_the_variable() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("GEMINI_API_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_custom_agent_answers_a_workflow_stage_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = custom_agent::triage(dir.path(), "checkout-api is down: 503")
+        .await
+        .unwrap();
+    assert_eq!(result.status, hybrid_core::TaskStatus::Completed);
+    assert_eq!(result.stages["triage"].agent, "triage");
+    assert_eq!(result.stages["triage"].platform, "custom");
+    assert_eq!(result.stages["triage"].output, r#"{"action": "page"}"#);
+    assert_eq!(result.stages["decided"].verdict.as_deref(), Some("pass"));
+    let calm = tempfile::tempdir().unwrap();
+    let result = custom_agent::triage(calm.path(), "disk 71% full")
+        .await
+        .unwrap();
+    assert_eq!(result.stages["triage"].output, r#"{"action": "ticket"}"#);
 }

@@ -329,15 +329,16 @@ impl<'a> WorkflowRun<'a> {
         a: &AgentStage,
         ctx: &Value,
     ) -> Result<(StageOutcome, StageResult), PlatformError> {
-        if !a.handoffs.is_empty() {
-            return Err(PlatformError::Unsupported(format!(
-                "stage `{}`: handoffs between agents are not supported by this build yet",
-                stage.id
-            )));
-        }
-        let prompt = a
+        let mut prompt = a
             .render_prompt(ctx)
             .map_err(|e| self.template_error(stage, e))?;
+        if !a.handoffs.is_empty() {
+            prompt.push_str(&format!(
+                "\n\nIf one of these agents should take over from you, end your answer \
+                 with a line `HANDOFF: <name>` after a short note for them: {}.",
+                a.handoffs.join(", ")
+            ));
+        }
         if let Some(custom) = self.hp.custom_agent(&a.agent) {
             let output = custom
                 .handle(AgentInput {
@@ -397,7 +398,7 @@ impl<'a> WorkflowRun<'a> {
             tools: a.tools.as_deref(),
             cache_prompt: a.cache.is_some(),
         };
-        let result = self
+        let mut result = self
             .hp
             .execute_on_platform(
                 self.task,
@@ -407,6 +408,44 @@ impl<'a> WorkflowRun<'a> {
                 self.t,
             )
             .await?;
+        let mut chain = vec![a.agent.clone()];
+        while let Some(next) = handoff_target(&result.output, &a.handoffs, &chain) {
+            let from = chain.last().cloned().unwrap_or_default();
+            let _ = self
+                .t
+                .sink
+                .emit(EventKind::Warning {
+                    message: format!("stage {}: {from} hands off to {next}", stage.id),
+                })
+                .await;
+            let handed = format!(
+                "{prompt}\n\nHanded over to you by {from} with this note:\n{}",
+                result.output
+            );
+            let next_platform = self.hp.platform_named(default_platform(&next))?;
+            let request = StageRequest {
+                task: self.task,
+                agent: &next,
+                prompt: &handed,
+                tools: None,
+                cache_prompt: false,
+            };
+            let later = self
+                .hp
+                .execute_on_platform(
+                    self.task,
+                    next_platform.as_ref(),
+                    &stage.id,
+                    Some(request),
+                    self.t,
+                )
+                .await?;
+            result = merge_handoff(result, later);
+            chain.push(next);
+        }
+        if chain.len() > 1 {
+            result.finish_reason = Some(format!("handoffs: {}", chain.join(" → ")));
+        }
         let outcome = outcome_of(a, &result.output)?;
         if let Some((key, ttl)) = cache_key {
             self.hp.stage_cache().insert(key, result.clone(), ttl).await;
@@ -977,6 +1016,38 @@ fn parse_json_answer(text: &str) -> Option<Value> {
     let rest = rest.strip_prefix("json").unwrap_or(rest);
     let end = rest.find("```")?;
     serde_json::from_str(rest[..end].trim()).ok()
+}
+
+/// The agent an answer hands off to: its last line `HANDOFF: name`, when
+/// `name` is allowed and has not had the stage yet.
+fn handoff_target(answer: &str, allowed: &[String], chain: &[String]) -> Option<String> {
+    let last = answer.lines().rev().find(|l| !l.trim().is_empty())?;
+    let name = last
+        .trim()
+        .trim_matches(|c| c == '*' || c == '`')
+        .strip_prefix("HANDOFF:")?
+        .trim()
+        .trim_matches(|c| c == '*' || c == '`' || c == '.');
+    (allowed.iter().any(|a| a == name) && !chain.iter().any(|c| c == name)).then(|| name.to_owned())
+}
+
+/// The stage result after a handoff: the later agent's answer, everyone's usage and calls.
+fn merge_handoff(earlier: StageResult, later: StageResult) -> StageResult {
+    let mut tools_used = earlier.tools_used;
+    for t in later.tools_used {
+        if !tools_used.contains(&t) {
+            tools_used.push(t);
+        }
+    }
+    let mut tool_calls = earlier.tool_calls;
+    tool_calls.extend(later.tool_calls);
+    StageResult {
+        usage: earlier.usage + later.usage,
+        cost_usd: hybrid_core::add_costs(earlier.cost_usd, later.cost_usd),
+        tools_used,
+        tool_calls,
+        ..later
+    }
 }
 
 fn first_failure(commands: &[CommandOutcome]) -> String {

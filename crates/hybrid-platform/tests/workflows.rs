@@ -330,3 +330,36 @@ async fn an_unanswered_approval_gate_times_out_as_a_rejection() {
     let rec = hp.store().get_task(&id).await.unwrap().unwrap();
     assert_eq!(rec.status, TaskStatus::Blocked);
 }
+
+#[tokio::test]
+async fn an_agent_hands_the_stage_off_to_another() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let file = dir.path().join("handoff.yaml");
+    std::fs::write(
+        &file,
+        "name: handoff\nstages:\n  - id: look\n    agent: coordinator\n    handoffs: [executor]\n    prompt: \"What files are here?\"\n",
+    )
+    .unwrap();
+    mock.enqueue(Turn::text(
+        "This needs a shell: list the directory.\nHANDOFF: executor",
+    ));
+    mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
+    mock.enqueue(Turn::text("One file: notes.txt."));
+    let task = Task::new("look").with_workflow(file.display().to_string());
+    let result = hp.run_with(task, options(dir.path()), None).await.unwrap();
+    let look = &result.stages["look"];
+    assert_eq!(look.agent, "executor");
+    assert_eq!(look.output, "One file: notes.txt.");
+    assert_eq!(look.tools_used, ["bash"]);
+    assert_eq!(
+        look.finish_reason.as_deref(),
+        Some("handoffs: coordinator → executor")
+    );
+    let requests = mock.requests();
+    assert_eq!(requests[0].path, "/v1/chat/completions");
+    assert_eq!(requests[1].path, "/v1/messages");
+    assert!(requests[1].body.to_string().contains("list the directory"));
+}

@@ -413,7 +413,11 @@ impl HybridPlatform {
             )));
         }
         let owner = crate::lease::owner_id();
-        if !force && !store.claim_task(id, &owner, crate::lease::TTL).await? {
+        if force && let Some(holder) = &record.lease_owner {
+            // Taking over: the holder is gone, by the caller's word.
+            store.release_task(id, holder).await?;
+        }
+        if !store.claim_task(id, &owner, crate::lease::TTL).await? {
             return Err(PlatformError::NotResumable(format!(
                 "task {id} is being run by {} (lease until {}); wait for it, or resume with --force \
                  if that process is gone",

@@ -363,3 +363,101 @@ async fn an_agent_hands_the_stage_off_to_another() {
     assert_eq!(requests[1].path, "/v1/messages");
     assert!(requests[1].body.to_string().contains("list the directory"));
 }
+
+#[tokio::test]
+async fn a_cached_stage_is_reused_within_its_ttl_and_marks_the_prompt_for_caching() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cached.yaml");
+    std::fs::write(
+        &file,
+        "name: cached\ninputs:\n  commit: {}\nstages:\n  - id: analysis\n    agent: executor\n    cache: { ttl: \"1h\", key: \"{{ inputs.commit }}\" }\n    prompt: \"Analyse commit {{ inputs.commit }}\"\n",
+    )
+    .unwrap();
+    mock.enqueue(Turn::text("Risky: auth.rs changed."));
+    let run = |commit: &str| {
+        Task::new("analyse")
+            .with_workflow(file.display().to_string())
+            .with_context("commit", json!(commit))
+    };
+    let first = hp
+        .run_with(run("abc123"), options(dir.path()), None)
+        .await
+        .unwrap();
+    assert_eq!(first.stages["analysis"].output, "Risky: auth.rs changed.");
+    // The executor's system prompt and tools were marked for Anthropic's cache.
+    let body = &mock.requests()[0].body;
+    assert_eq!(
+        body["system"][0]["cache_control"]["type"], "ephemeral",
+        "{body}"
+    );
+
+    let second = hp
+        .run_with(run("abc123"), options(dir.path()), None)
+        .await
+        .unwrap();
+    assert_eq!(second.stages["analysis"].output, "Risky: auth.rs changed.");
+    assert_eq!(
+        second.stages["analysis"].cost_usd,
+        Some(hybrid_core::Money::ZERO)
+    );
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "the same commit was not analysed again"
+    );
+
+    mock.enqueue(Turn::text("Nothing risky."));
+    let other = hp
+        .run_with(run("def456"), options(dir.path()), None)
+        .await
+        .unwrap();
+    assert_eq!(other.stages["analysis"].output, "Nothing risky.");
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_streamed_workflow_shows_every_stage_boundary_in_order() {
+    use futures::StreamExt;
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    script_plan_and_execution(&mock);
+    mock.enqueue(Turn::text("Proven.\nPASS"));
+    let events: Vec<hybrid_core::Event> = hp
+        .run_streaming(audit_task(), options(dir.path()))
+        .collect()
+        .await;
+    let boundaries: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            hybrid_core::EventKind::StageStarted { stage, .. } => Some(format!("start {stage}")),
+            hybrid_core::EventKind::StageCompleted { stage, .. } => Some(format!("done {stage}")),
+            hybrid_core::EventKind::ToolCall { name, .. } => Some(format!("tool {name}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        boundaries,
+        [
+            "start planning",
+            "done planning",
+            "start execution",
+            "tool bash",
+            "done execution",
+            "start verification",
+            "done verification"
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, hybrid_core::EventKind::TextDelta { .. }))
+    );
+    assert!(matches!(
+        events.last().map(|e| &e.kind),
+        Some(hybrid_core::EventKind::Finished { .. })
+    ));
+}

@@ -446,11 +446,49 @@ impl<'a> WorkflowRun<'a> {
         if chain.len() > 1 {
             result.finish_reason = Some(format!("handoffs: {}", chain.join(" → ")));
         }
-        let outcome = outcome_of(a, &result.output)?;
-        if let Some((key, ttl)) = cache_key {
+        let mut outcome = outcome_of(a, &result.output)?;
+        if let (Some(schema), Some(json)) = (&a.schema, &outcome.json)
+            && let Some(why) = self.schema_violation(stage, schema, json).await
+        {
+            outcome.status = StageStatus::Failed;
+            outcome.ok = false;
+            outcome.error = Some(why);
+        }
+        // Only a good answer is worth reusing.
+        if let Some((key, ttl)) = cache_key
+            && outcome.status != StageStatus::Failed
+        {
             self.hp.stage_cache().insert(key, result.clone(), ttl).await;
         }
         Ok((outcome, result))
+    }
+
+    /// Why `json` does not match the stage's `schema` (the same validator
+    /// as the `json_schema` output guardrail), or `None` when it does.
+    async fn schema_violation(
+        &self,
+        stage: &Stage,
+        schema: &Value,
+        json: &Value,
+    ) -> Option<String> {
+        let rule = match hybrid_guard::Guardrail::json_schema(
+            format!("{}.schema", stage.id),
+            schema.clone(),
+        ) {
+            Ok(rule) => rule,
+            Err(e) => return Some(e.to_string()),
+        };
+        let mut engine = hybrid_guard::GuardrailEngine::default();
+        engine.add_guardrail(rule);
+        let ctx = GuardContext::for_task(self.task).with_output(json.to_string());
+        let decision = engine.evaluate(Layer::Output, &ctx).await;
+        match decision.outcome {
+            hybrid_guard::Outcome::Pass => None,
+            hybrid_guard::Outcome::Block { message, .. }
+            | hybrid_guard::Outcome::NeedsApproval { message, .. } => Some(format!(
+                "the agent's JSON does not match the stage's schema: {message}"
+            )),
+        }
     }
 
     /// Runs commands under the policy, journaled, at most `limit` at once.

@@ -461,3 +461,34 @@ async fn a_streamed_workflow_shows_every_stage_boundary_in_order() {
         Some(hybrid_core::EventKind::Finished { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_json_stage_whose_answer_breaks_its_schema_fails() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let hp = hybrid(&mock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("json.yaml");
+    std::fs::write(
+        &file,
+        "name: json\nstages:\n  - id: rec\n    agent: analyst\n    output: json\n    schema: { type: object, required: [command], properties: { command: { type: string } } }\n    prompt: \"Recommend a command as JSON\"\n",
+    )
+    .unwrap();
+    mock.enqueue(Turn::text("{\"cmd\": \"restart\"}"));
+    let task = Task::new("rec").with_workflow(file.display().to_string());
+    let err = hp
+        .run_with(task, options(dir.path()), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not match the stage's schema"),
+        "{err}"
+    );
+    mock.enqueue(Turn::text("```json\n{\"command\": \"./restart.sh\"}\n```"));
+    let task = Task::new("rec").with_workflow(file.display().to_string());
+    let ok = hp.run_with(task, options(dir.path()), None).await.unwrap();
+    assert_eq!(
+        ok.stages["rec"].detail.as_ref().unwrap()["json"]["command"],
+        "./restart.sh"
+    );
+}

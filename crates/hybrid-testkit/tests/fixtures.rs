@@ -122,7 +122,7 @@ async fn service_starts_faulty_restarts_healthy_and_dies_with_the_fixture() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn restart_script_starts_a_dead_service_in_its_own_session() {
+async fn a_dead_service_is_started_again_by_the_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let service = ServiceFixture::start_with_binary(
         dir.path(),
@@ -130,7 +130,7 @@ async fn restart_script_starts_a_dead_service_in_its_own_session() {
     )
     .unwrap();
     let port = service.port();
-    // The service crashed: the script has nobody to ask and starts it itself (setsid).
+    // The service crashed: the script's request reaches the fixture's supervisor.
     let pid = rustix::process::Pid::from_raw(i32::try_from(service.pid().unwrap()).unwrap());
     rustix::process::kill_process(pid.unwrap(), rustix::process::Signal::KILL).unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -146,8 +146,10 @@ async fn restart_script_starts_a_dead_service_in_its_own_session() {
     let restarted = service.pid().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{restarted}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    // Fields after the name: state ppid pgrp session; a session of its own.
-    assert_eq!(fields[3], restarted.to_string(), "{stat}");
+    // Fields after the name: state ppid pgrp session; started by the supervisor (this
+    // process), in a process group of its own.
+    assert_eq!(fields[1], std::process::id().to_string(), "{stat}");
+    assert_eq!(fields[2], restarted.to_string(), "{stat}");
 
     drop(service);
     let deadline = Instant::now() + Duration::from_secs(3);

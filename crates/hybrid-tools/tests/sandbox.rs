@@ -31,26 +31,66 @@ fn no_net_confinement() -> Option<String> {
         .inspect(|why| eprintln!("SKIP: kernel lacks seccomp network confinement: {why}"))
 }
 
-/// Whether a pid is gone (or a zombie waiting to be reaped by init).
-fn pid_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .map(|rest| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
+/// `Some(reason)` when the kernel cannot give commands a PID namespace of their own (`bash`
+/// fails closed without it). Under `CI=true` that is a failure, not a skip.
+fn no_process_isolation() -> Option<String> {
+    let why = sandbox::support().processes.err()?;
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true, but the kernel cannot isolate commands: {why}"
+    );
+    eprintln!("SKIP: kernel cannot isolate commands: {why}");
+    Some(why)
+}
+
+/// The pids of host processes (as the test sees them) whose command line contains `marker`
+/// and that are not zombies.
+fn host_processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if cmdline.contains(marker) && !zombie {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to 5 s for every host process carrying `marker` to be gone; the survivors.
+async fn survivors(marker: &str) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive = host_processes_with(marker);
+        if alive.is_empty() || Instant::now() > deadline {
+            return alive;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn wait_gone(pid: u32) -> bool {
-    for _ in 0..50 {
-        if pid_gone(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+/// A `sleep` duration nobody else uses, so its processes can be found by command line.
+fn marker() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{:05}{n}", 300 + n, std::process::id() % 100_000)
 }
 
 #[tokio::test]
@@ -91,7 +131,7 @@ async fn write_outside_the_workspace_fails() {
         !target.exists(),
         "the sandbox let a write outside the workspace through"
     );
-    assert_eq!(out.metadata["sandbox"], "landlock+seccomp");
+    assert_eq!(out.metadata["sandbox"], "namespaces+landlock+seccomp");
 
     // /tmp itself is read-only too; the private TMPDIR is writable.
     let out = bash(
@@ -134,20 +174,21 @@ async fn network_is_off_unless_allowed() {
     let out = bash(&open, &cmd).await;
     assert!(!out.is_error, "{out:?}");
     assert_eq!(out.content.trim(), "connected", "{out:?}");
-    assert_eq!(out.metadata["sandbox"], "landlock");
+    assert_eq!(out.metadata["sandbox"], "namespaces+landlock");
     drop(listener);
 }
 
 #[tokio::test]
-async fn timeout_kills_the_whole_process_group() {
-    if no_fs_confinement().is_some() {
+async fn timeout_kills_the_whole_process_tree() {
+    if no_fs_confinement().is_some() || no_process_isolation().is_some() {
         return;
     }
     let ws = tempfile::tempdir().unwrap();
     let mut c = ctx(ws.path());
     c.limits.timeout = Duration::from_secs(1);
+    let m = marker();
     let started = Instant::now();
-    let out = bash(&c, "sleep 100 & echo $! > bg.pid; sleep 100").await;
+    let out = bash(&c, &format!("sleep {m} & setsid sleep {m} & sleep {m}")).await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -156,14 +197,10 @@ async fn timeout_kills_the_whole_process_group() {
     assert!(out.is_error);
     assert!(out.content.starts_with("timed out after 1s"), "{out:?}");
     assert_eq!(out.metadata["timed_out"], true);
-    let pid: u32 = std::fs::read_to_string(ws.path().join("bg.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        wait_gone(pid).await,
-        "backgrounded grandchild {pid} survived the timeout"
+    assert_eq!(
+        survivors(&m).await,
+        Vec::<u32>::new(),
+        "survived the timeout"
     );
 }
 
@@ -182,20 +219,101 @@ async fn timeout_secs_argument_is_capped_by_the_limit() {
 }
 
 #[tokio::test]
-async fn background_jobs_do_not_outlive_the_call() {
-    if no_fs_confinement().is_some() {
+async fn no_process_outlives_the_call() {
+    if no_fs_confinement().is_some() || no_process_isolation().is_some() {
         return;
     }
     let ws = tempfile::tempdir().unwrap();
+    // Every way out of a process group and session a shell offers.
+    let m = marker();
+    let command = format!(
+        "sleep {m} & \
+         setsid sleep {m} & \
+         nohup sleep {m} >/dev/null 2>&1 & \
+         (sleep {m} &) ; \
+         (setsid sh -c 'sleep {m} & sleep {m}' &) ; \
+         sleep {m} & disown; \
+         setsid -f sleep {m}; \
+         sleep 0.3; echo started"
+    );
     let started = Instant::now();
-    let out = bash(&ctx(ws.path()), "sleep 100 & echo $!").await;
+    let out = bash(&ctx(ws.path()), &command).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!out.is_error, "{out:?}");
-    let pid: u32 = out.content.trim().parse().unwrap();
+    assert_eq!(out.content.trim(), "started");
+    assert_eq!(survivors(&m).await, Vec::<u32>::new(), "outlived the call");
+}
+
+#[tokio::test]
+async fn commands_see_only_their_own_processes() {
+    if no_fs_confinement().is_some() || no_process_isolation().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        &ctx(ws.path()),
+        "echo \"me=$$ parent=$PPID\"; \
+         ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
+         ps -eo pid=,comm= | wc -l",
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    let lines: Vec<&str> = out.content.lines().collect();
+    // bash is pid 2, its parent the namespace's init.
+    assert_eq!(lines[0], "me=2 parent=1", "{out:?}");
+    // init, bash and the pipeline's processes: no pid of the host.
+    let pids: Vec<u32> = lines[1]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.len() <= 8 && pids.iter().all(|p| *p < 20), "{out:?}");
+    assert!(!pids.contains(&std::process::id()) || std::process::id() < 20);
+    let ps: usize = lines[2].trim().parse().unwrap();
+    assert!(ps <= 8, "ps lists {ps} processes: {out:?}");
+}
+
+#[tokio::test]
+async fn the_init_and_the_host_are_out_of_reach() {
+    if no_fs_confinement().is_some() || no_process_isolation().is_some() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    // The init is a copy of this process: its environment and memory must stay closed. No
+    // capability is left to unmount /proc (and see the host's), mount or trace.
+    let out = bash(
+        &ctx(ws.path()),
+        "cat /proc/1/environ >/dev/null 2>&1; echo \"environ=$?\"; \
+         head -c 1 /proc/1/mem >/dev/null 2>&1; echo \"mem=$?\"; \
+         umount /proc 2>/dev/null; echo \"umount=$?\"; \
+         mkdir -p p && mount -t proc proc p 2>/dev/null; echo \"mount=$?\"; \
+         grep -E '^Cap(Prm|Eff|Bnd|Amb):' /proc/self/status | tr '\\n' ' '; echo; \
+         ls /proc/*/environ | wc -l",
+    )
+    .await;
+    assert!(!out.is_error, "{out:?}");
+    let text = &out.content;
+    for closed in ["environ=1", "mem=1", "umount=32", "mount=32"] {
+        assert!(
+            text.contains(closed) || text.contains(&closed.replace("32", "1")),
+            "{closed}: {text}"
+        );
+    }
     assert!(
-        wait_gone(pid).await,
-        "background job {pid} outlived the call"
+        !text.contains("environ=0") && !text.contains("mem=0"),
+        "{text}"
     );
+    assert!(
+        !text.contains("umount=0") && !text.contains("mount=0"),
+        "{text}"
+    );
+    for set in [
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+    ] {
+        assert!(text.contains(set), "{set} missing: {text}");
+    }
 }
 
 #[tokio::test]
@@ -311,26 +429,25 @@ async fn bad_commands_are_tool_errors() {
 }
 
 #[tokio::test]
-async fn dropping_the_call_kills_the_process_group() {
-    if no_fs_confinement().is_some() {
+async fn dropping_the_call_kills_the_process_tree() {
+    if no_fs_confinement().is_some() || no_process_isolation().is_some() {
         return;
     }
     let ws = tempfile::tempdir().unwrap();
     let c = ctx(ws.path());
-    let call = bash(&c, "sleep 100 & echo $! > bg.pid; sleep 100");
+    let m = marker();
+    let command = format!("setsid sleep {m} & sleep {m} & echo up > up.txt; sleep {m}");
+    let call = bash(&c, &command);
     let dropped = tokio::time::timeout(Duration::from_millis(1500), call).await;
     assert!(
         dropped.is_err(),
         "the command should still have been running"
     );
-    let pid: u32 = std::fs::read_to_string(ws.path().join("bg.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        wait_gone(pid).await,
-        "grandchild {pid} survived the dropped call"
+    assert!(ws.path().join("up.txt").exists());
+    assert_eq!(
+        survivors(&m).await,
+        Vec::<u32>::new(),
+        "survived the dropped call"
     );
 }
 

@@ -5,22 +5,27 @@
 //! * a scrubbed environment: `PATH`, `HOME` (= workspace), `LANG`, `TERM=dumb`, a private
 //!   `TMPDIR`, plus `ToolContext::env` — minus any name that looks like a secret
 //!   (`*_API_KEY`, `*_TOKEN`, `*SECRET*`, `*PASSWORD*`, …), so provider keys never pass;
-//! * its own process group; at the time limit, on cancellation, and when the main process
-//!   exits, the whole group gets SIGKILL (background jobs do not outlive the call);
+//! * on Linux ([`linux`]), its own PID, mount and IPC namespaces under an init of its own
+//!   (in a user namespace when not root), a fresh `/proc` that shows only its own process
+//!   tree, no capabilities, and landlock + seccomp: writes are allowed only beneath the
+//!   workspace, `SandboxPolicy::extra_writable`, the per-call `TMPDIR` (a fresh directory
+//!   under the system temp dir, removed afterwards; `/tmp` itself is read-only) and
+//!   `/dev/{null,zero,full,tty}`; sockets other than Unix sockets (and io_uring) fail with
+//!   EACCES unless `allow_network`; where the kernel has landlock ABI v6, signals to
+//!   processes outside the sandbox and connects to abstract Unix sockets created outside it
+//!   fail too. Reads are not restricted;
+//! * an end that takes everything with it: when the command exits, its init exits and the
+//!   kernel kills every process left in its namespace (`setsid`, `nohup`, `disown`, double
+//!   forks included); at the time limit, on cancellation and when the call is dropped the
+//!   whole tree gets SIGKILL;
 //! * output capped while reading (at most `max_output_bytes` kept per stream; the rest is
-//!   counted and discarded, never buffered);
-//! * on Linux, landlock + seccomp applied in the child before `exec` ([`linux`]): writes are
-//!   allowed only beneath the workspace, `SandboxPolicy::extra_writable`, the per-call
-//!   `TMPDIR` (a fresh directory under the system temp dir, removed afterwards; `/tmp` itself is
-//!   read-only) and `/dev/{null,zero,full,tty}`; sockets other than Unix sockets (and
-//!   io_uring) fail with EACCES unless `allow_network`; where the kernel has landlock ABI v6,
-//!   signals to processes outside the sandbox and connects to abstract Unix sockets created
-//!   outside it fail too. Reads are not restricted.
+//!   counted and discarded, never buffered).
 //!
-//! If landlock is missing on Linux the runner refuses to run (fails closed) with a clear error.
-//! Known limits: a process that leaves the group (`setsid`) escapes the group kill; Unix
-//! sockets on the filesystem stay usable; landlock does not cover metadata changes (chmod,
-//! chown, utimes), so a command running as root can still change those outside the workspace.
+//! Where the kernel lacks any of the Linux layers the runner refuses to run (fails closed)
+//! with an error naming what is missing. Known limits: Unix sockets on the filesystem stay
+//! usable; landlock does not cover metadata changes (chmod, chown, utimes) of files the
+//! caller owns; the init's command line (the orchestrator's, as it was forked from it) is
+//! visible in the command's `/proc/1/cmdline`.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -72,7 +77,8 @@ pub struct RunOutcome {
     pub stderr: Captured,
     /// Wall-clock time.
     pub duration: Duration,
-    /// How the command was confined: `landlock+seccomp`, `landlock` (network allowed) or `none`.
+    /// How the command was confined: `namespaces+landlock+seccomp`, `namespaces+landlock`
+    /// (network allowed) or `none` (not Linux).
     pub confinement: &'static str,
 }
 
@@ -108,6 +114,9 @@ pub struct Support {
     pub network: Result<(), String>,
     /// No signals to processes outside the sandbox (landlock ABI v6): `Ok` or why not.
     pub signals: Result<(), String>,
+    /// A PID namespace of its own, so the command sees and outlives no other process:
+    /// `Ok` or why not.
+    pub processes: Result<(), String>,
 }
 
 /// Probes the kernel for the sandbox's features.
@@ -122,7 +131,8 @@ pub fn support() -> Support {
         Support {
             filesystem: Err(why.clone()),
             network: Err(why.clone()),
-            signals: Err(why),
+            signals: Err(why.clone()),
+            processes: Err(why),
         }
     }
 }
@@ -212,7 +222,7 @@ pub async fn run(
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
 
     #[cfg(target_os = "linux")]
-    let confinement = {
+    let confined = {
         let mut writable: Vec<PathBuf> = vec![workspace.clone(), tmp.path().to_path_buf()];
         writable.extend(
             ctx.sandbox
@@ -220,18 +230,23 @@ pub async fn run(
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok()),
         );
-        linux::confine(&mut cmd, &writable, ctx.sandbox.allow_network)
-            .map_err(SandboxError::Unavailable)?
+        linux::confine(&mut cmd, &writable, ctx.sandbox.allow_network)?
     };
-    #[cfg(not(target_os = "linux"))]
-    let confinement = "none";
 
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| SandboxError::Spawn(format!("`{program}`: {e}")))?;
+    let spawned = cmd.spawn();
+    #[cfg(target_os = "linux")]
+    let (mut child, confinement) = match spawned {
+        Ok(child) => (child, confined.label),
+        Err(e) => return Err(confined.spawn_error(program, &e)),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let (mut child, confinement) = match spawned {
+        Ok(child) => (child, "none"),
+        Err(e) => return Err(SandboxError::Spawn(format!("`{program}`: {e}"))),
+    };
     let pid = child.id();
     // If this future is dropped mid-run (the agent loop gave up), still kill the group.
     let mut guard = GroupGuard(pid);

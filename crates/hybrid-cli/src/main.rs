@@ -53,7 +53,9 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("hybrid: error: {}", one_line(&f.message));
+            // An error may quote what failed (a URL, a command): no secret reaches the screen.
+            let message = hybrid_secrets::Redactor::default().redact_string(one_line(&f.message));
+            eprintln!("hybrid: error: {message}");
             ExitCode::from(f.code)
         }
     }

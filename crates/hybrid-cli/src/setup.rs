@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use hybrid_platform::providers::{self, process_env};
 use hybrid_platform::{DefaultRouter, HybridConfig, HybridPlatform};
+use hybrid_secrets::Redactor;
 use hybrid_store::Store;
 
 use crate::exit_code;
@@ -53,20 +54,30 @@ impl Global {
             .unwrap_or_else(|| "sqlite://.hybrid/hybrid.db".to_owned())
     }
 
-    /// Opens the store (creating and migrating it if needed).
+    /// Opens the store (creating and migrating it if needed); whatever is
+    /// written to it is redacted, the provider keys' values included.
     pub async fn open_store(&self) -> Result<Arc<dyn Store>, Failure> {
+        self.open_store_redacted(Redactor::new(secret_values(&HybridConfig::default())))
+            .await
+    }
+
+    async fn open_store_redacted(&self, redactor: Redactor) -> Result<Arc<dyn Store>, Failure> {
         let url = self.db_url();
-        hybrid_store::connect(&url).await.map_err(|e| {
-            Failure::new(
-                exit_code::STORE,
-                format!("database {}: {e}", redact_url(&url)),
-            )
-        })
+        hybrid_store::connect_redacted(&url, redactor)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit_code::STORE,
+                    format!("database {}: {e}", Redactor::default().redact(&url)),
+                )
+            })
     }
 
     /// The platform with every configured provider registered.
     pub async fn platform(&self, config: &HybridConfig) -> Result<HybridPlatform, Failure> {
-        let store = self.open_store().await?;
+        let store = self
+            .open_store_redacted(Redactor::new(secret_values(config)))
+            .await?;
         let policy = config.command_policy()?;
         let mut builder = HybridPlatform::builder()
             .store(store)
@@ -110,36 +121,4 @@ fn secret_values(config: &HybridConfig) -> Vec<String> {
             .filter_map(|p| p.api_key_env.clone()),
     );
     vars.iter().filter_map(|v| process_env(v)).collect()
-}
-
-/// Hides a password in a database URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("sqlite://.hybrid/hybrid.db"),
-            "sqlite://.hybrid/hybrid.db"
-        );
-    }
 }

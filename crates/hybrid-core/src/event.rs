@@ -151,6 +151,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The stage the event belongs to, for the kinds that name one.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            EventKind::StageStarted { stage, .. }
+            | EventKind::TextDelta { stage, .. }
+            | EventKind::ModelCall { stage, .. }
+            | EventKind::ToolCall { stage, .. }
+            | EventKind::ToolResult { stage, .. }
+            | EventKind::StageCompleted { stage, .. } => Some(stage),
+            _ => None,
+        }
+    }
+
     /// The `type` tag.
     pub fn name(&self) -> &'static str {
         match self {

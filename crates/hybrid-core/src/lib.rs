@@ -10,6 +10,7 @@
 //! | [`event`] | [`Event`] and [`EventKind`], everything a run reports |
 //! | [`result`] | [`TaskResult`], [`StageResult`], [`RouteInfo`] |
 //! | [`money`] | [`Money`] (exact integer nano-dollars) and [`Usage`] |
+//! | [`redact`] | [`Redact`](hybrid_secrets::Redact) for tasks, routes, events and results |
 //!
 //! ```
 //! use hybrid_core::{Task, TaskType, TaskStatus};
@@ -22,6 +23,7 @@
 pub mod error;
 pub mod event;
 pub mod money;
+pub mod redact;
 pub mod result;
 pub mod status;
 pub mod task;

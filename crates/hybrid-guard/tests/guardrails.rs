@@ -390,7 +390,10 @@ fn secrets_in_output_blocks_a_fake_key() {
         "AKIAABCDEFGHIJKLMNOP",
         "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
         "password = hunter2hunter2",
-        "-----BEGIN RSA PRIVATE KEY-----",
+        // A key's body, not its header alone: detection finds what redaction removes.
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq9yWc1Jv0Y3xkq8hP2n4sT6uV8",
+        "xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOp",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
     ] {
         let ctx = GuardContext::for_task(&task(1.0)).with_output(leak);
         assert!(

@@ -1,10 +1,16 @@
 //! The run context a platform executes in: where its events go, and whether it
 //! should stop.
 //!
-//! Events are numbered, sent at once to the run's subscriber (streaming), and
-//! buffered for the store; the buffer is written in batches (at stage
-//! boundaries, at the end, and whenever it grows past [`FLUSH_EVERY`]), so a
-//! stream of text deltas does not cost one database write per delta.
+//! Events are redacted, numbered, sent at once to the run's subscriber
+//! (streaming), and buffered for the store; the buffer is written in batches (at
+//! stage boundaries, at the end, and whenever it grows past [`FLUSH_EVERY`]), so
+//! a stream of text deltas does not cost one database write per delta.
+//!
+//! Redaction happens here, before anything leaves the run: every event passes
+//! the run's [`Redactor`]; text deltas pass a [`StreamRedactor`] per stage,
+//! which holds the word still arriving (a secret may be split across deltas)
+//! and releases it when the word ends or the stage emits anything else. The
+//! model still sees the raw tool output within its own turn; nothing else does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::Utc;
 use hybrid_agents::ToolGate;
 use hybrid_core::{Event, EventKind, TaskId, TaskStatus};
-use hybrid_store::{AuditEntry, Redactor, Store, StoreError};
+use hybrid_secrets::{Redact, Redactor, StreamRedactor};
+use hybrid_store::{AuditEntry, Store, StoreError};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +38,8 @@ pub struct EventSink {
     subscriber: Option<mpsc::Sender<Event>>,
     store: Arc<dyn Store>,
     audit: AuditWriter,
+    /// Text deltas of each stage, held until their words end.
+    deltas: Mutex<HashMap<String, StreamRedactor>>,
 }
 
 /// Appends the run's audit records, redacted, and remembers who approved which call.
@@ -70,11 +79,12 @@ impl EventSink {
             store,
             subscriber,
             "system".into(),
-            Arc::new(Redactor::new(Vec::<String>::new())),
+            Arc::new(Redactor::default()),
         )
     }
 
-    /// A sink that also writes audit records as `user`, redacted by `redactor`.
+    /// A sink that also writes audit records as `user`; events and records are
+    /// redacted by `redactor`.
     pub fn with_audit(
         task_id: TaskId,
         store: Arc<dyn Store>,
@@ -94,6 +104,7 @@ impl EventSink {
                 redactor,
                 approvals: Mutex::new(HashMap::new()),
             },
+            deltas: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,8 +118,58 @@ impl EventSink {
         }
     }
 
-    /// Records one event. A subscriber that went away is ignored.
+    /// Records one event, redacted. A subscriber that went away is ignored.
     pub async fn emit(&self, kind: EventKind) -> Result<(), StoreError> {
+        for kind in self.redact(kind).await {
+            self.publish(kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Emits a stage's text that is complete — held back until the output
+    /// guardrails passed — as one delta, redacted as a whole.
+    pub async fn emit_text_block(&self, stage: &str, text: &str) -> Result<(), StoreError> {
+        let mut kinds = {
+            let mut deltas = self.deltas.lock().await;
+            release(&mut deltas, Some(stage))
+        };
+        kinds.push(EventKind::TextDelta {
+            stage: stage.to_owned(),
+            text: self.audit.redactor.redact(text).into_owned(),
+        });
+        for kind in kinds {
+            self.publish(kind).await?;
+        }
+        Ok(())
+    }
+
+    /// What `kind` becomes once redacted: a text delta passes its stage's stream
+    /// redactor (and may be held, for now); any other event first releases what
+    /// its stage (or, naming none, every stage) still holds.
+    async fn redact(&self, kind: EventKind) -> Vec<EventKind> {
+        let redactor = &self.audit.redactor;
+        let mut deltas = self.deltas.lock().await;
+        if let EventKind::TextDelta { stage, text } = kind {
+            let stream = deltas
+                .entry(stage.clone())
+                .or_insert_with(|| StreamRedactor::new(Redactor::clone(redactor)));
+            return match stream.push(&text) {
+                Some(text) if !text.is_empty() => vec![EventKind::TextDelta { stage, text }],
+                _ => Vec::new(),
+            };
+        }
+        let mut out = release(&mut deltas, kind.stage());
+        if let Some(stage) = kind.stage()
+            && matches!(kind, EventKind::StageCompleted { .. })
+        {
+            deltas.remove(stage);
+        }
+        out.push(kind.redacted(redactor));
+        out
+    }
+
+    /// Numbers an event, sends it to the subscriber and buffers it for the store.
+    async fn publish(&self, kind: EventKind) -> Result<(), StoreError> {
         let event = Event {
             task_id: self.task_id.clone(),
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
@@ -193,7 +254,7 @@ impl EventSink {
             approved_by,
             detail: note.detail,
         };
-        let entry = self.audit.redactor.redact_entry(entry);
+        let entry = entry.redacted(&self.audit.redactor);
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(error = %e, task = %self.task_id, "could not append an audit record");
         }
@@ -218,6 +279,24 @@ impl EventSink {
         buf.clear();
         Ok(())
     }
+}
+
+/// The text the stream redactors of `stage` (or, `None`, of every stage) still
+/// hold, as deltas.
+fn release(deltas: &mut HashMap<String, StreamRedactor>, stage: Option<&str>) -> Vec<EventKind> {
+    let mut out = Vec::new();
+    for (name, stream) in deltas.iter_mut() {
+        if stage.is_none_or(|s| s == name)
+            && let Some(text) = stream.finish()
+            && !text.is_empty()
+        {
+            out.push(EventKind::TextDelta {
+                stage: name.clone(),
+                text,
+            });
+        }
+    }
+    out
 }
 
 /// What a platform gets to run one stage.

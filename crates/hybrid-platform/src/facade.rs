@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use futures::Stream;
 use hybrid_core::{Event, EventKind, StageResult, Stages, Task, TaskResult, TaskStatus};
-use hybrid_store::{MetricsSnapshot, Redactor, Store};
+use hybrid_secrets::{Redact, Redactor};
+use hybrid_store::{MetricsSnapshot, Store};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -580,7 +581,10 @@ impl HybridPlatform {
             }
             Some(_) => TaskStatus::Failed,
         };
-        let result = build_result(task, status, route, stages, failure.as_ref(), started);
+        // Nothing leaves the run with a secret in it: not the stored result, not the
+        // one returned (which the CLI prints and the server sends).
+        let result = build_result(task, status, route, stages, failure.as_ref(), started)
+            .redacted(&self.inner.redactor);
         store.finish(&result).await?;
         sink.record_status(status, failure.as_ref().map(ToString::to_string))
             .await?;
@@ -797,8 +801,7 @@ impl HybridPlatform {
         let result = self
             .execute_on_platform(task, platform, stage, None, t)
             .await?;
-        self.commit_stage(task, stage, position, &result, t).await?;
-        Ok(result)
+        self.commit_stage(task, stage, position, result, t).await
     }
 
     /// A stage's gates: the tool gate (policy, L3 guardrails, approvals, tool
@@ -873,27 +876,27 @@ impl HybridPlatform {
             // Passed: release what was kept back, as one delta.
             let text: String = held.lock().await.concat();
             if !text.is_empty() {
-                t.sink
-                    .emit(EventKind::TextDelta {
-                        stage: stage.to_owned(),
-                        text,
-                    })
-                    .await?;
+                t.sink.emit_text_block(stage, &text).await?;
             }
         }
         Ok(result)
     }
 
-    /// Commits a finished stage, then tells subscribers.
+    /// Commits a finished stage, then tells subscribers. Returns the stage as
+    /// committed: redacted, as later stages and the result see it (the same as
+    /// a resumed run reads it back).
     pub(crate) async fn commit_stage(
         &self,
         task: &Task,
         stage: &str,
         position: u32,
-        result: &StageResult,
+        result: StageResult,
         t: &Run<'_>,
-    ) -> Result<(), PlatformError> {
-        t.store.put_stage(&task.id, position, stage, result).await?;
+    ) -> Result<StageResult, PlatformError> {
+        let result = result.redacted(&self.inner.redactor);
+        t.store
+            .put_stage(&task.id, position, stage, &result)
+            .await?;
         t.sink
             .emit(EventKind::StageCompleted {
                 stage: stage.to_owned(),
@@ -901,7 +904,12 @@ impl HybridPlatform {
             })
             .await?;
         t.sink.flush().await?;
-        Ok(())
+        Ok(result)
+    }
+
+    /// The run's redactor.
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
     }
 }
 

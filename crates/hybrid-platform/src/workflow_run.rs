@@ -281,7 +281,7 @@ impl<'a> WorkflowRun<'a> {
         outcome: StageOutcome,
         mut result: StageResult,
     ) -> Result<(), PlatformError> {
-        let value = outcome.to_value();
+        let value = self.hp.redactor().redact_json(outcome.to_value());
         result.detail = Some(value.clone());
         if result.verdict.is_none() {
             result.verdict = outcome.verdict.map(|v| {
@@ -293,8 +293,9 @@ impl<'a> WorkflowRun<'a> {
             });
         }
         let position = self.positions.get(&stage.id).copied().unwrap_or(0);
-        self.hp
-            .commit_stage(self.task, &stage.id, position, &result, self.t)
+        let result = self
+            .hp
+            .commit_stage(self.task, &stage.id, position, result, self.t)
             .await?;
         self.outcomes.lock().await.insert(stage.id.clone(), value);
         self.results.lock().await.insert(stage.id.clone(), result);

@@ -3,9 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{PostgresStore, SqliteStore, Store, StoreError};
+use hybrid_secrets::Redactor;
 
-/// Opens the store a URL names and runs its migrations.
+use crate::{PostgresStore, RedactingStore, SqliteStore, Store, StoreError};
+
+/// Opens the store a URL names and runs its migrations. Every write is redacted with the
+/// built-in secret patterns ([`RedactingStore`]); [`connect_redacted`] adds configured
+/// secret values.
 ///
 /// | URL | backend |
 /// | --- | --- |
@@ -16,14 +20,23 @@ use crate::{PostgresStore, SqliteStore, Store, StoreError};
 /// Anything else is [`StoreError::UnsupportedUrl`], naming the scheme (never
 /// the rest of the URL, which may hold a password).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_redacted(url, Redactor::default()).await
+}
+
+/// [`connect`], with every write redacted by `redactor` (the built-in patterns and the
+/// configured secret values it was built with).
+pub async fn connect_redacted(url: &str, redactor: Redactor) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-    match scheme {
-        "sqlite" => Ok(Arc::new(SqliteStore::connect(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(url).await?)),
-        _ => Err(StoreError::UnsupportedUrl {
-            scheme: scheme.to_owned(),
-        }),
-    }
+    let backend: Arc<dyn Store> = match scheme {
+        "sqlite" => Arc::new(SqliteStore::connect(url).await?),
+        "postgres" | "postgresql" => Arc::new(PostgresStore::connect(url).await?),
+        _ => {
+            return Err(StoreError::UnsupportedUrl {
+                scheme: scheme.to_owned(),
+            });
+        }
+    };
+    Ok(Arc::new(RedactingStore::new(backend, redactor)))
 }
 
 /// `sqlite://<workdir>/.hybrid/hybrid.db`, the embedded default.

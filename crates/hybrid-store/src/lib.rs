@@ -14,7 +14,8 @@
 //! | [`budget`] | budgets per task, platform, submitter and day: [`BudgetScope`], [`BudgetCharge`], [`ChargeOutcome`], the ledger ([`LedgerEntry`]) |
 //! | [`journal`] | resumable tasks: the journal of side effects ([`JournalBegin`], [`JournalEntry`], [`JournalState`]) and task leases |
 //! | [`redact`] | [`Redactor`]: secrets out of audit records |
-//! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
+//! | [`redacting`] | [`RedactingStore`]: every write redacted; what [`connect()`] returns |
+//! | [`connect`](mod@connect) | [`connect()`] and [`connect_redacted`] by URL, [`default_sqlite_url`] |
 //! | [`sqlite`] | [`SqliteStore`] |
 //! | [`postgres`] | [`PostgresStore`], [`connect_postgres_in_schema`] for isolated tests |
 //! | [`error`] | [`StoreError`] |
@@ -39,16 +40,18 @@ pub mod error;
 pub mod journal;
 pub mod postgres;
 pub mod redact;
+pub mod redacting;
 pub mod sqlite;
 pub mod store;
 
 pub use approval::{Approval, ApprovalFilter, ApprovalStatus, NewApproval};
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification, BadRecord};
 pub use budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
-pub use connect::{connect, default_sqlite_url};
+pub use connect::{connect, connect_redacted, default_sqlite_url};
 pub use error::StoreError;
 pub use journal::{JournalBegin, JournalEntry, JournalState};
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
 pub use redact::Redactor;
+pub use redacting::RedactingStore;
 pub use sqlite::SqliteStore;
 pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};

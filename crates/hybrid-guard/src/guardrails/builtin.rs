@@ -1,5 +1,5 @@
-//! Built-in L4 checks: secrets in output text, and a JSON schema on
-//! structured output.
+//! Built-in L4 checks: secrets in output text (the patterns of hybrid-secrets),
+//! and a JSON schema on structured output.
 //!
 //! The schema check is a small subset validator (no `jsonschema` crate, to
 //! keep the build light): `type` (one or a list), `enum`, `const`,
@@ -9,45 +9,14 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use hybrid_secrets::Redactor;
 use serde_json::Value;
 
-/// Patterns of credentials, after hybrid-store's redactor.
-const SECRET_PATTERNS: &[(&str, &str)] = &[
-    (
-        "Anthropic/OpenAI-style API key",
-        r"\bsk-[A-Za-z0-9_\-]{16,}",
-    ),
-    ("AWS access key id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-    ("GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
-    ("GitHub token", r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    ("Slack token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
-    ("Google API key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("private key", r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
-    ("bearer token", r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{20,}=*"),
-    (
-        "credential in URL",
-        r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:[^\s/@]+@",
-    ),
-    (
-        "password or key assignment",
-        r#"(?i)\b[A-Za-z0-9_.\-]*(?:password|passwd|secret|api[_\-]?key|access[_\-]?key)["']?\s*[:=]\s*["']?[^\s"'&,;]{8,}"#,
-    ),
-];
-
-static SECRETS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
-    SECRET_PATTERNS
-        .iter()
-        .filter_map(|(what, p)| Regex::new(p).ok().map(|re| (*what, re)))
-        .collect()
-});
-
-/// The kind of the first secret found in `text`, if any.
+/// What the first secret found in `text` is, in words (the secrets module's table: whatever it
+/// finds, redaction removes).
 pub(crate) fn find_secret(text: &str) -> Option<&'static str> {
-    SECRETS
-        .iter()
-        .find(|(_, re)| re.is_match(text))
-        .map(|(what, _)| *what)
+    static REDACTOR: LazyLock<Redactor> = LazyLock::new(Redactor::default);
+    REDACTOR.detect(text).map(|f| f.what)
 }
 
 /// Checks that a schema is an object (or `true`); one-line reason otherwise.

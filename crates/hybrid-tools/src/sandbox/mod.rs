@@ -137,23 +137,6 @@ pub fn support() -> Support {
     }
 }
 
-/// Whether an environment variable name looks like it holds a secret.
-pub fn is_secret_name(name: &str) -> bool {
-    // Also catches ANTHROPIC_API_KEY, OPENAI_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY,
-    // DATABASE_PASSWORD, GOOGLE_APPLICATION_CREDENTIALS, …
-    let upper = name.to_ascii_uppercase();
-    upper.ends_with("_KEY")
-        || upper.ends_with("_API_KEY")
-        || upper.ends_with("APIKEY")
-        || upper.ends_with("_TOKEN")
-        || upper == "TOKEN"
-        || upper.contains("SECRET")
-        || upper.contains("PASSWORD")
-        || upper.contains("PASSWD")
-        || upper.contains("CREDENTIAL")
-        || upper.starts_with("AWS_")
-}
-
 /// The environment a command gets.
 pub fn scrubbed_env(
     ctx: &ToolContext,
@@ -180,7 +163,7 @@ pub fn scrubbed_env(
         if name.is_empty() || name.contains('=') || name.contains('\0') || value.contains('\0') {
             continue;
         }
-        if is_secret_name(name) {
+        if hybrid_secrets::is_secret_name(name) {
             tracing::debug!(name, "secret-looking variable not passed to the sandbox");
             continue;
         }
@@ -355,30 +338,4 @@ fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 #[cfg(not(unix))]
 fn exit_signal(_status: &std::process::ExitStatus) -> Option<i32> {
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_secret_name;
-
-    #[test]
-    fn secret_names() {
-        for name in [
-            "OPENAI_API_KEY",
-            "ANTHROPIC_API_KEY",
-            "openai_api_key",
-            "GITHUB_TOKEN",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "DB_PASSWORD",
-            "CLIENT_SECRET",
-            "GOOGLE_APPLICATION_CREDENTIALS",
-            "STRIPE_APIKEY",
-        ] {
-            assert!(is_secret_name(name), "{name}");
-        }
-        for name in ["PATH", "HOME", "LANG", "RUST_LOG", "CARGO_HOME", "GREETING"] {
-            assert!(!is_secret_name(name), "{name}");
-        }
-    }
 }

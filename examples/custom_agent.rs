@@ -55,7 +55,7 @@ pub async fn triage(dir: &std::path::Path, alert: &str) -> Result<TaskResult, Pl
     std::fs::write(&file, TRIAGE_WORKFLOW)
         .map_err(|e| PlatformError::Unsupported(e.to_string()))?;
     let store = hybrid_store::connect("sqlite::memory:").await?;
-    let platform = HybridPlatform::builder().store(store).build()?;
+    let platform = HybridPlatform::builder().store(store).build().await?;
     platform.register_agent("triage", Triage);
     let task = Task::new("Triage the alert").with_workflow(file.display().to_string());
     let options = RunOptions {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use hybrid_core::{Task, TaskResult};
 use hybrid_llm::{OpenAiClient, OpenAiConfig};
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{HybridPlatform, LlmPlatform, PlatformError, RunOptions};
 
 /// Gemini's OpenAI-compatible endpoint.
@@ -39,7 +39,7 @@ pub fn gemini_platform(env: impl Fn(&str) -> Option<String>) -> Result<LlmPlatfo
     let client = OpenAiClient::new(config)?;
     Ok(LlmPlatform::new(
         "gemini",
-        Layer::Reasoning,
+        PlatformKind::Reasoning,
         Arc::new(client),
     ))
 }
@@ -50,7 +50,7 @@ pub async fn run_on_gemini(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(HybridPlatform, TaskResult), PlatformError> {
     let store = hybrid_store::connect("sqlite::memory:").await?;
-    let platform = HybridPlatform::builder().store(store).build()?;
+    let platform = HybridPlatform::builder().store(store).build().await?;
     platform.register_platform(Arc::new(gemini_platform(env)?));
     let options = RunOptions {
         platform: Some("gemini".into()),

@@ -15,22 +15,22 @@
 //! | --- | --- |
 //! | [`agent`] | [`Agent`] and its settings |
 //! | [`turn_loop`] | the loop itself |
-//! | [`gate`] | [`ToolGate`]: asked before every tool call |
+//! | [`tool_gate`] | [`ToolGate`]: asked before every tool call |
 //! | [`model_gate`] | [`ModelGate`]: asked before every model call (budgets, rate limits), told its usage after |
 //! | [`observer`] | [`AgentObserver`]: hears every delta, model call, tool call and result |
 //! | [`presets`] | the seed's roles and their instructions |
 //! | [`tool_names`] | MCP-style names mapped to names the providers accept |
 
 pub mod agent;
-pub mod gate;
 pub mod model_gate;
 pub mod observer;
 pub mod presets;
+pub mod tool_gate;
 pub mod tool_names;
 pub mod turn_loop;
 
 pub use agent::{Agent, AgentError, AgentOutcome};
-pub use gate::{AllowAll, GateDecision, ToolGate, ToolRequest};
 pub use model_gate::{ModelCallRequest, ModelGate, ModelPermit, ModelRefusal, Unmetered};
 pub use observer::{AgentEvent, AgentObserver, NoopObserver};
+pub use tool_gate::{AllowAll, GateDecision, ToolGate, ToolRequest};
 pub use turn_loop::AgentRun;

@@ -107,7 +107,7 @@ impl Global {
         for p in providers::build_platforms_with(config, &process_env, mcp_tools) {
             builder = builder.platform(p);
         }
-        Ok(builder.build()?)
+        Ok(builder.build().await?)
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! | item | what |
 //! | --- | --- |
-//! | [`Verdict`] | `allow` < `approve` < `deny` |
+//! | [`PolicyVerdict`] | `allow` < `approve` < `deny` (what the policy says; not a workflow verdict) |
 //! | [`PolicyRules`] | the `[policy]` lists; `Default` is the seed's |
 //! | [`CommandPolicy`] | compiled rules; `check(line)` → [`PolicyDecision`] |
 //! | [`PolicyDecision`], [`CommandDecision`] | the JSON of `hybrid policy check --json` |
@@ -24,13 +24,11 @@ pub mod error;
 pub mod guardrails;
 pub mod policy;
 pub mod rate_limit;
-pub mod verdict;
 
 pub use error::GuardError;
 pub use guardrails::{
     CustomGuardrail, Decision, GuardContext, Guardrail, GuardrailEngine, GuardrailInfo,
     GuardrailKind, Layer, Outcome, OutputInfo, StageInfo, ToolCall,
 };
-pub use policy::{CommandDecision, CommandPolicy, PolicyDecision, PolicyRules};
+pub use policy::{CommandDecision, CommandPolicy, PolicyDecision, PolicyRules, PolicyVerdict};
 pub use rate_limit::{RateKeys, RateLimited, RateLimits, RateRule, RateScope};
-pub use verdict::Verdict;

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use hybrid_guard::{CommandPolicy, Verdict};
+use hybrid_guard::{CommandPolicy, PolicyVerdict};
 
 /// (command line, decision, rule)
 const SEED: &[(&str, &str, &str)] = &[
@@ -423,7 +423,7 @@ const SEED: &[(&str, &str, &str)] = &[
     ("cat <<EOF\nunfinished", "deny", "unparseable"),
 ];
 
-fn verdict(s: &str) -> Verdict {
+fn verdict(s: &str) -> PolicyVerdict {
     s.parse().unwrap()
 }
 
@@ -491,7 +491,7 @@ fn workspace_table() {
 #[test]
 fn every_command_is_listed_with_its_own_decision() {
     let d = CommandPolicy::seed_default().check("ls; sudo git push");
-    let got: Vec<(Vec<&str>, Verdict, &str)> = d
+    let got: Vec<(Vec<&str>, PolicyVerdict, &str)> = d
         .commands
         .iter()
         .map(|c| {
@@ -505,9 +505,17 @@ fn every_command_is_listed_with_its_own_decision() {
     assert_eq!(
         got,
         vec![
-            (vec!["ls"], Verdict::Allow, "allow:ls"),
-            (vec!["sudo", "git", "push"], Verdict::Deny, "deny:sudo"),
-            (vec!["git", "push"], Verdict::Approve, "approve:git push"),
+            (vec!["ls"], PolicyVerdict::Allow, "allow:ls"),
+            (
+                vec!["sudo", "git", "push"],
+                PolicyVerdict::Deny,
+                "deny:sudo"
+            ),
+            (
+                vec!["git", "push"],
+                PolicyVerdict::Approve,
+                "approve:git push"
+            ),
         ]
     );
     let json = serde_json::to_value(&d).unwrap();
@@ -529,7 +537,7 @@ fn configured_rules_are_used() {
         allow: vec!["cargo test".into(), "make".into()],
         deny: vec!["git push --force".into(), "sql:truncate".into()],
         approve: vec!["docker run".into()],
-        default: Verdict::Deny,
+        default: PolicyVerdict::Deny,
     })
     .unwrap();
     let table: &[(&str, &str, &str)] = &[

@@ -31,7 +31,7 @@ use hybrid_llm::{
     AnthropicClient, AnthropicConfig, ChatEvent, ChatModel, ChatRequest, Message, OpenAiClient,
     OpenAiConfig,
 };
-use hybrid_platform::roles::{self, Layer};
+use hybrid_platform::roles::{self, PlatformKind};
 use hybrid_platform::{HybridPlatform, LlmPlatform};
 use hybrid_testkit::{DEFAULT_CHUNK_SIZE, MockLlmServer, Turn};
 use serde::{Deserialize, Serialize};
@@ -214,8 +214,10 @@ async fn latency_rows(cfg: Config, dir: &Path) -> BenchResult<Vec<LatencyRow>> {
     let server = start_mock().await?;
     let url = format!("{}/chat/completions", server.openai_base_url());
     // The same messages LlmPlatform sends, so every row moves the same bytes.
-    let system =
-        hybrid_agents::presets::instructions_for(roles::role_for(Layer::Reasoning, &Task::new("")));
+    let system = hybrid_agents::presets::instructions_for(roles::role_for(
+        PlatformKind::Reasoning,
+        &Task::new(""),
+    ));
     let bare_body = |stream: bool| {
         let mut body = serde_json::json!({
             "model": OPENAI_MODEL,
@@ -440,7 +442,7 @@ async fn concurrent_row(
         Protocol::OpenAi => (
             Arc::new(openai_client(&server)?),
             "openai",
-            Layer::Reasoning,
+            PlatformKind::Reasoning,
             TaskType::Conversation,
         ),
         Protocol::Anthropic => (
@@ -449,7 +451,7 @@ async fn concurrent_row(
                     .with_base_url(server.anthropic_base_url()),
             )?),
             "claude",
-            Layer::Execution,
+            PlatformKind::Execution,
             TaskType::SystemOperation,
         ),
     };
@@ -460,7 +462,8 @@ async fn concurrent_row(
         .platform(Arc::new(
             LlmPlatform::new(name, layer, model).with_streaming(true),
         ))
-        .build()?;
+        .build()
+        .await?;
     let task = || Task::new(DESCRIPTION).with_type(task_type);
     // One run first: migrations, the first connection, the route is right.
     let first = platform.run(task()).await?;
@@ -594,9 +597,10 @@ async fn openai_platform(
     Ok(HybridPlatform::builder()
         .store(store)
         .platform(Arc::new(
-            LlmPlatform::new("openai", Layer::Reasoning, client).with_streaming(stream),
+            LlmPlatform::new("openai", PlatformKind::Reasoning, client).with_streaming(stream),
         ))
-        .build()?)
+        .build()
+        .await?)
 }
 
 fn sqlite_file_url(dir: &Path, file: &str) -> String {

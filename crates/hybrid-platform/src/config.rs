@@ -14,7 +14,7 @@
 //! | `[prices.MODEL]` | `input`, `output`, `cache_read`, `cache_write` in USD per million tokens |
 //! | `[policy]` | the command policy's `allow`, `deny`, `approve` lists and `default` |
 //! | `[[guardrails]]` | `name`, `kind`, `layer`, `when` (CEL), `message`, `hold_output` |
-//! | `[budgets]`, `[rate_limits]` | spending and call-rate limits (see [`crate::limits_config`]) |
+//! | `[budgets]`, `[rate_limits]` | spending and call-rate limits (see [`crate::limits::config`]) |
 //! | `[platforms.NAME] fallback` | the platform that takes the calls when this one's provider answers 429 |
 //! | `[mcp.servers.NAME]` | `command` + `args` + `env` (stdio) or `url` (streamable HTTP) |
 //!
@@ -27,7 +27,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use crate::limits_config::{BudgetsConfig, RateLimitsConfig, RateRuleConfig};
+pub use crate::limits::config::{BudgetsConfig, RateLimitsConfig, RateRuleConfig};
 
 /// The default model of the `openai` platform.
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4.1-mini";
@@ -546,7 +546,7 @@ impl HybridConfig {
             Some(d) => d
                 .get_ref()
                 .parse()
-                .unwrap_or(hybrid_guard::Verdict::Approve),
+                .unwrap_or(hybrid_guard::PolicyVerdict::Approve),
             None => seed.default,
         };
         let rules = hybrid_guard::PolicyRules {
@@ -812,7 +812,7 @@ command = "github-mcp"
 
     #[test]
     fn policy_lists_left_out_keep_the_seeds() {
-        use hybrid_guard::Verdict;
+        use hybrid_guard::PolicyVerdict as Verdict;
         let c = parse("[policy]\nallow = [\"ls\", \"make\"]\n").unwrap();
         let p = c.command_policy().unwrap();
         assert_eq!(p.check("make build").decision, Verdict::Allow);

@@ -46,7 +46,7 @@ pub struct EventSink {
 #[derive(Debug)]
 struct AuditWriter {
     user: String,
-    redactor: Arc<Redactor>,
+    redactor: Redactor,
     approvals: Mutex<HashMap<String, String>>,
 }
 
@@ -79,7 +79,7 @@ impl EventSink {
             store,
             subscriber,
             "system".into(),
-            Arc::new(Redactor::default()),
+            Redactor::default(),
         )
     }
 
@@ -90,7 +90,7 @@ impl EventSink {
         store: Arc<dyn Store>,
         subscriber: Option<mpsc::Sender<Event>>,
         user: String,
-        redactor: Arc<Redactor>,
+        redactor: Redactor,
     ) -> Self {
         EventSink {
             task_id,

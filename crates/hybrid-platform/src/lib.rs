@@ -1,62 +1,55 @@
-//! The HybridPlatform facade: route a task, run it on the right platform,
-//! stream its events, record everything, count it.
+//! The HybridPlatform facade: route a task, run it on the right platform or
+//! workflow, stream its events, record everything, count it.
 //!
-//! | module | what it is |
+//! | folder / module | what it is |
 //! | --- | --- |
-//! | [`facade`] | [`HybridPlatform`], its builder, `run`, `run_streaming`, `get_metrics` |
-//! | [`router`] | [`Router`] and DESIGN.md's decision tree, [`DefaultRouter`] |
+//! | [`run`] | [`HybridPlatform`] and its builder, [`RunOptions`], single-platform runs, the [`router`] |
+//! | `workflow` | the workflow engine: the scheduler and one file per stage kind (agent, runbook, tool, approval, loop, check), the stage cache |
+//! | [`approval`] | [`Approver`]s: nobody, `--approve-as`, requests in the store answered from any process |
+//! | [`limits`] | [`Budgets`], `[budgets]` / `[rate_limits]`, fallback on 429 |
+//! | `gates` | what every stage passes: the tool gate (policy, L3, approvals, tool rate limits), the model gate (rate limits, budgets), the guardrail layers L1/L2/L4 |
+//! | `services` | what runs and workflows share (store, redactor, platforms, gates' rules) and the steps both take |
 //! | [`platform`] | the [`Platform`] trait and the registry |
 //! | [`llm_platform`] | [`LlmPlatform`]: one agent on one chat model |
-//! | [`mcp_servers`] | the configured MCP servers, connected, as tools |
-//! | [`providers`] | builds the configured platforms from `hybrid.toml` and the environment |
-//! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
-//! | [`roles`] | the seed's agent roles and their instructions |
-//! | [`context`] | [`RunContext`] and the batched event sink |
-//! | [`approvals`] | approvals kept in the store and answered from any process |
-//! | [`guardrail_layers`] | the guardrail engine at L1 input, L2 platform and L4 output |
-//! | [`workflow_run`] | the workflow engine: stages in waves, runbooks, approvals, loops, checks, journal |
+//! | [`roles`] | the seed's agent roles, [`PlatformKind`](roles::PlatformKind) |
 //! | [`custom_agent`] | [`CustomAgent`]: agents written in Rust, usable from workflow stages |
-//! | [`lease`] | which process runs a task, so only a dead one's task is resumed |
-//! | [`stage_cache`] | results of cached workflow stages, per-entry TTL |
-//! | [`gate`] | the command policy, approvals and tool rate limits in front of every tool call |
-//! | [`model_call_gate`] | rate limits and budgets in front of every model call |
-//! | [`budgets`] | spending limits per task, platform, submitter and day |
-//! | [`limits_config`] | `[budgets]` and `[rate_limits]` of `hybrid.toml` |
-//! | [`fallback`] | a model that moves to another platform's model when the first is rate limited |
+//! | [`context`] | [`RunContext`] and the [`EventSink`] that redacts, numbers and records events |
+//! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
+//! | [`providers`] | builds the configured platforms from `hybrid.toml` and the environment |
+//! | [`mcp_servers`] | the configured MCP servers, connected, as tools |
+//! | `lease` | which process runs a task, so only a dead one's task is resumed |
+//! | [`error`] | [`PlatformError`] |
 
-pub mod approvals;
-pub mod budgets;
+pub mod approval;
 pub mod config;
 pub mod context;
 pub mod custom_agent;
 pub mod error;
-pub mod facade;
-pub mod fallback;
-pub mod gate;
-pub mod guardrail_layers;
-pub mod lease;
-pub mod limits_config;
+mod gates;
+mod lease;
+pub mod limits;
 pub mod llm_platform;
 pub mod mcp_servers;
-pub mod model_call_gate;
 pub mod platform;
 pub mod providers;
 pub mod roles;
-pub mod router;
-pub mod stage_cache;
-pub mod workflow_run;
+pub mod run;
+mod services;
+mod workflow;
 
-pub use approvals::{LocalPrompt, StoreApprover};
-pub use budgets::Budgets;
+pub use approval::{
+    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, LocalPrompt, NoApprover, PreApproved,
+    StoreApprover,
+};
 pub use config::{ConfigError, HybridConfig};
-pub use context::{EventSink, RunContext};
+pub use context::{AuditNote, EventSink, RunContext};
 pub use custom_agent::{AgentInput, CustomAgent};
 pub use error::PlatformError;
-pub use facade::{DryRun, HybridPlatform, HybridPlatformBuilder, RunOptions, SINGLE_STAGE};
-pub use gate::{
-    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, NoApprover, PolicyGate, PreApproved,
-};
 pub use hybrid_store::MetricsSnapshot;
+pub use limits::Budgets;
 pub use llm_platform::LlmPlatform;
 pub use platform::{Capabilities, Platform, PlatformRegistry, StageRequest};
-pub use router::{DefaultRouter, RouteDecision, Router};
+pub use run::{
+    DefaultRouter, DryRun, HybridPlatform, HybridPlatformBuilder, RouteDecision, Router,
+    RunOptions, SINGLE_STAGE, router,
+};

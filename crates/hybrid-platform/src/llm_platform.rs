@@ -17,14 +17,14 @@ use hybrid_tools::{Tool, ToolContext};
 
 use crate::context::AuditNote;
 use crate::platform::StageRequest;
-use crate::roles::{self, Layer};
+use crate::roles::{self, PlatformKind};
 use crate::{Capabilities, Platform, PlatformError, RunContext};
 
 /// One agent on one model, with optional tools.
 #[derive(Clone)]
 pub struct LlmPlatform {
     id: String,
-    layer: Layer,
+    kind: PlatformKind,
     model: ModelSlot,
     instructions: Option<String>,
     stream: bool,
@@ -91,20 +91,20 @@ impl std::fmt::Debug for ModelSlot {
 }
 
 impl LlmPlatform {
-    /// A platform named `id` in `layer` over `model`, without tools.
-    pub fn new(id: impl Into<String>, layer: Layer, model: Arc<dyn ChatModel>) -> Self {
-        Self::with_slot(id.into(), layer, ModelSlot::Ready(model))
+    /// A platform named `id` of `kind` over `model`, without tools.
+    pub fn new(id: impl Into<String>, kind: PlatformKind, model: Arc<dyn ChatModel>) -> Self {
+        Self::with_slot(id.into(), kind, ModelSlot::Ready(model))
     }
 
     /// A platform that fails with `error` when used (e.g. its API key is missing).
-    pub fn unavailable(id: impl Into<String>, layer: Layer, error: LlmError) -> Self {
-        Self::with_slot(id.into(), layer, ModelSlot::Unavailable(error))
+    pub fn unavailable(id: impl Into<String>, kind: PlatformKind, error: LlmError) -> Self {
+        Self::with_slot(id.into(), kind, ModelSlot::Unavailable(error))
     }
 
-    fn with_slot(id: String, layer: Layer, model: ModelSlot) -> Self {
+    fn with_slot(id: String, kind: PlatformKind, model: ModelSlot) -> Self {
         LlmPlatform {
             id,
-            layer,
+            kind,
             model,
             instructions: None,
             stream: true,
@@ -118,7 +118,7 @@ impl LlmPlatform {
     }
 
     /// When the model's provider answers 429, the rest of the stage goes to
-    /// `model`, the model of platform `platform` (see [`crate::fallback`]).
+    /// `model`, the model of platform `platform` (see [`crate::limits::fallback`]).
     pub fn with_fallback(mut self, platform: impl Into<String>, model: Arc<dyn ChatModel>) -> Self {
         self.fallback = Some((platform.into(), model));
         self
@@ -368,18 +368,18 @@ impl Platform for LlmPlatform {
     }
 
     fn agent_for(&self, task: &Task) -> String {
-        roles::role_for(self.layer, task).to_owned()
+        roles::role_for(self.kind, task).to_owned()
     }
 
     fn estimate_cost(&self, task: &Task) -> Option<hybrid_core::Money> {
         let model = self.chat_model()?;
-        let agent = self.agent(roles::role_for(self.layer, task), model.clone());
+        let agent = self.agent(roles::role_for(self.kind, task), model.clone());
         let request = agent.first_request(vec![Message::user(roles::user_prompt(task))]);
         model.estimate(&request)?.cost
     }
 
     async fn execute(&self, task: &Task, ctx: &RunContext) -> Result<StageResult, PlatformError> {
-        let role = roles::role_for(self.layer, task);
+        let role = roles::role_for(self.kind, task);
         self.run_agent(role, roles::user_prompt(task), None, false, ctx)
             .await
     }
@@ -415,7 +415,7 @@ impl LlmPlatform {
             ModelSlot::Unavailable(e) => return Err(e.clone().into()),
         };
         let model: Arc<dyn ChatModel> = match &self.fallback {
-            Some((platform, fallback)) => Arc::new(crate::fallback::FallbackModel::new(
+            Some((platform, fallback)) => Arc::new(crate::limits::fallback::FallbackModel::new(
                 model,
                 platform.clone(),
                 fallback.clone(),

@@ -21,7 +21,7 @@ use hybrid_llm::{
 
 use crate::config::{DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_MODEL, HybridConfig, PlatformConfig};
 use crate::llm_platform::AgentSettings;
-use crate::roles::Layer;
+use crate::roles::PlatformKind;
 use crate::{LlmPlatform, Platform, router};
 use hybrid_tools::{Tool, ToolRegistry};
 
@@ -155,7 +155,7 @@ pub fn tools_for(name: &str, p: &PlatformConfig, registry: &ToolRegistry) -> Vec
     let provider = p.provider.get_ref().as_str();
     let names: Vec<String> = match &p.tools {
         Some(list) => list.get_ref().clone(),
-        None if layer_of(name, provider) == Layer::Execution => DEFAULT_SYSTEM_TOOLS
+        None if kind_of(name, provider) == PlatformKind::Execution => DEFAULT_SYSTEM_TOOLS
             .iter()
             .map(|s| (*s).to_owned())
             .collect(),
@@ -178,12 +178,12 @@ pub fn resolve_tools(patterns: &[String], registry: &ToolRegistry) -> Vec<Arc<dy
     tools
 }
 
-fn layer_of(name: &str, provider: &str) -> Layer {
+fn kind_of(name: &str, provider: &str) -> PlatformKind {
     match name {
-        router::OPENAI => Layer::Reasoning,
-        router::CLAUDE => Layer::Execution,
-        _ if provider == "anthropic" => Layer::Execution,
-        _ => Layer::Reasoning,
+        router::OPENAI => PlatformKind::Reasoning,
+        router::CLAUDE => PlatformKind::Execution,
+        _ if provider == "anthropic" => PlatformKind::Execution,
+        _ => PlatformKind::Reasoning,
     }
 }
 
@@ -195,7 +195,7 @@ pub fn build_platform(
     env: EnvLookup<'_>,
 ) -> LlmPlatform {
     let provider = p.provider.get_ref().as_str();
-    let layer = layer_of(name, provider);
+    let kind = kind_of(name, provider);
     let mut transport = TransportConfig::default();
     if let Some(t) = &p.timeout_secs {
         transport.request_timeout = Duration::from_secs(*t.get_ref());
@@ -206,8 +206,8 @@ pub fn build_platform(
     // With somewhere else to go, a 429 is not waited out.
     transport.retry.retry_rate_limited = p.fallback.is_none();
     let model = match build_model(name, provider, p, prices, transport, env) {
-        Ok(m) => LlmPlatform::new(name, layer, m),
-        Err(e) => LlmPlatform::unavailable(name, layer, e),
+        Ok(m) => LlmPlatform::new(name, kind, m),
+        Err(e) => LlmPlatform::unavailable(name, kind, e),
     };
     #[allow(clippy::cast_possible_truncation)]
     let temperature = p.temperature.as_ref().map(|t| *t.get_ref() as f32);

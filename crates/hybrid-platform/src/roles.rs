@@ -3,22 +3,24 @@
 
 use hybrid_core::{Task, TaskType};
 
-/// Which layer a platform belongs to, deciding the roles its agents take.
+/// Which kind of work a platform does — the seed's reasoning or execution
+/// layer — deciding the roles its agents take. (Not a guardrail layer: those
+/// are [`hybrid_guard::Layer`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
+pub enum PlatformKind {
     /// Plans, analyses, judges.
     Reasoning,
     /// Acts on systems.
     Execution,
 }
 
-/// The role a single-agent run of `task` takes on a platform of `layer`.
-pub fn role_for(layer: Layer, task: &Task) -> &'static str {
-    match (layer, task.task_type) {
-        (Layer::Reasoning, TaskType::Analysis | TaskType::CodeReview) => "analyst",
-        (Layer::Reasoning, _) => "coordinator",
-        (Layer::Execution, TaskType::Research) => "researcher",
-        (Layer::Execution, _) => "executor",
+/// The role a single-agent run of `task` takes on a platform of `kind`.
+pub fn role_for(kind: PlatformKind, task: &Task) -> &'static str {
+    match (kind, task.task_type) {
+        (PlatformKind::Reasoning, TaskType::Analysis | TaskType::CodeReview) => "analyst",
+        (PlatformKind::Reasoning, _) => "coordinator",
+        (PlatformKind::Execution, TaskType::Research) => "researcher",
+        (PlatformKind::Execution, _) => "executor",
     }
 }
 
@@ -38,12 +40,12 @@ mod tests {
     #[test]
     fn roles_follow_layer_and_type() {
         let t = Task::new("x");
-        assert_eq!(role_for(Layer::Reasoning, &t), "coordinator");
-        assert_eq!(role_for(Layer::Execution, &t), "executor");
+        assert_eq!(role_for(PlatformKind::Reasoning, &t), "coordinator");
+        assert_eq!(role_for(PlatformKind::Execution, &t), "executor");
         let r = Task::new("x").with_type(TaskType::Research);
-        assert_eq!(role_for(Layer::Execution, &r), "researcher");
+        assert_eq!(role_for(PlatformKind::Execution, &r), "researcher");
         let a = Task::new("x").with_type(TaskType::Analysis);
-        assert_eq!(role_for(Layer::Reasoning, &a), "analyst");
+        assert_eq!(role_for(PlatformKind::Reasoning, &a), "analyst");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hybrid_core::{EventKind, Task, TaskStatus, TaskType, usd};
 use hybrid_llm::{OpenAiClient, OpenAiConfig};
-use hybrid_platform::roles::Layer as Role;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{Budgets, HybridPlatform, LlmPlatform, PlatformError, RunOptions};
 use hybrid_store::{AuditFilter, LedgerKind, Store};
 use hybrid_testkit::{MockLlmServer, Turn};
@@ -35,11 +35,12 @@ async fn platform(
         .store(store)
         .budgets(budgets)
         .platform(Arc::new(
-            LlmPlatform::new("openai", Role::Reasoning, Arc::new(client))
+            LlmPlatform::new("openai", PlatformKind::Reasoning, Arc::new(client))
                 .with_tools(tools)
                 .with_max_tokens(max_tokens),
         ))
         .build()
+        .await
         .unwrap()
 }
 

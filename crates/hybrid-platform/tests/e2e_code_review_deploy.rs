@@ -15,7 +15,7 @@ use hybrid_core::{Task, TaskStatus};
 use hybrid_llm::{
     AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
 };
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
     ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, LlmPlatform,
     PlatformError, RunOptions,
@@ -138,14 +138,16 @@ async fn hybrid(mock: &MockLlmServer, webhook: &Webhook) -> HybridPlatform {
         .store(store)
         .platform(Arc::new(LlmPlatform::new(
             "openai",
-            Layer::Reasoning,
+            PlatformKind::Reasoning,
             Arc::new(openai),
         )))
         .platform(Arc::new(
-            LlmPlatform::new("claude", Layer::Execution, Arc::new(claude)).with_tools(claude_tools),
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude))
+                .with_tools(claude_tools),
         ))
         .tools(workflow_tools)
         .build()
+        .await
         .unwrap()
 }
 

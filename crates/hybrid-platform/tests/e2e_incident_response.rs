@@ -17,7 +17,7 @@ use hybrid_core::{Task, TaskStatus};
 use hybrid_llm::{
     AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
 };
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
     ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, LlmPlatform, RunOptions,
 };
@@ -69,13 +69,15 @@ async fn hybrid(mock: &MockLlmServer, webhook: &str) -> HybridPlatform {
         .tools(registry)
         .platform(Arc::new(LlmPlatform::new(
             "openai",
-            Layer::Reasoning,
+            PlatformKind::Reasoning,
             Arc::new(openai),
         )))
         .platform(Arc::new(
-            LlmPlatform::new("claude", Layer::Execution, Arc::new(claude)).with_tools(agent_tools),
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude))
+                .with_tools(agent_tools),
         ))
         .build()
+        .await
         .unwrap()
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hybrid_core::{EventKind, Task, TaskStatus};
 use hybrid_llm::{AnthropicClient, AnthropicConfig};
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{HybridPlatform, LlmPlatform, PreApproved, RunOptions};
 use hybrid_testkit::{MockLlmServer, Turn};
 use hybrid_tools::{ToolRegistry, ToolsConfig};
@@ -29,9 +29,10 @@ async fn claude_with_tools(mock: &MockLlmServer) -> HybridPlatform {
     HybridPlatform::builder()
         .store(store)
         .platform(Arc::new(
-            LlmPlatform::new("claude", Layer::Execution, Arc::new(client)).with_tools(tools),
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(client)).with_tools(tools),
         ))
         .build()
+        .await
         .unwrap()
 }
 
@@ -229,7 +230,7 @@ async fn an_agent_section_gives_its_role_other_tools() {
     for p in hybrid_platform::providers::build_platforms(&config, &env) {
         b = b.platform(p);
     }
-    let hp = b.build().unwrap();
+    let hp = b.build().await.unwrap();
     mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
     mock.enqueue(Turn::text("could not"));
     let dir = tempfile::tempdir().unwrap();

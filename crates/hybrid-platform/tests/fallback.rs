@@ -41,7 +41,7 @@ tools = []
     for p in providers::build_platforms(&config, &env) {
         b = b.platform(p);
     }
-    b.build().unwrap()
+    b.build().await.unwrap()
 }
 
 async fn falls_back(stream: bool) {
@@ -136,7 +136,7 @@ async fn without_a_fallback_the_429_is_the_tasks_error() {
     for p in providers::build_platforms(&config, &env) {
         b = b.platform(p);
     }
-    let hp = b.build().unwrap();
+    let hp = b.build().await.unwrap();
     let task = Task::new("x").with_type(TaskType::Conversation);
     let err = hp.run(task).await.unwrap_err();
     assert!(err.to_string().contains("rate limited"), "{err}");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hybrid_core::{Task, TaskStatus, usd};
 use hybrid_guard::{Guardrail, Layer};
 use hybrid_llm::{AnthropicClient, AnthropicConfig};
-use hybrid_platform::roles::Layer as Role;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{HybridConfig, HybridPlatform, LlmPlatform, PlatformError, RunOptions};
 use hybrid_testkit::{MockLlmServer, Turn};
 use hybrid_tools::{ToolRegistry, ToolsConfig};
@@ -24,12 +24,12 @@ async fn platform(mock: &MockLlmServer, guardrails: Vec<Guardrail>) -> HybridPla
     let registry = ToolRegistry::builtin(&ToolsConfig::default());
     let tools = registry.get("read_file").into_iter().collect();
     let mut b = HybridPlatform::builder().store(store).platform(Arc::new(
-        LlmPlatform::new("claude", Role::Execution, Arc::new(client)).with_tools(tools),
+        LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(client)).with_tools(tools),
     ));
     for g in guardrails {
         b = b.guardrail(g);
     }
-    b.build().unwrap()
+    b.build().await.unwrap()
 }
 
 fn blocked(err: &PlatformError) -> (&str, &str) {

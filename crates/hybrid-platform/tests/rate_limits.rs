@@ -1,107 +1,21 @@
-//! Rate limits at the gates: tool calls (per tool) at the tool gate, model
-//! calls (per platform, agent, submitter) at the model gate. A call over the
-//! limit waits up to the configured bound, then is refused with the rule.
+//! Rate limits at the model gate (per platform, agent, submitter) and, through a
+//! whole run, at the tool gate (per tool; the gate's own timing test is a unit
+//! test of `gates::tool_calls`). A call over the limit waits up to the
+//! configured bound, then is refused with the rule.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybrid_agents::{GateDecision, ToolGate, ToolRequest};
 use hybrid_core::{Task, TaskStatus, TaskType};
-use hybrid_guard::{CommandPolicy, RateLimits, RateRule, RateScope};
+use hybrid_guard::{RateLimits, RateRule, RateScope};
 use hybrid_llm::{OpenAiClient, OpenAiConfig};
-use hybrid_platform::roles::Layer as Role;
-use hybrid_platform::{
-    EventSink, HybridPlatform, LlmPlatform, NoApprover, PlatformError, PolicyGate, RunOptions,
-};
+use hybrid_platform::roles::PlatformKind;
+use hybrid_platform::{HybridPlatform, LlmPlatform, PlatformError, RunOptions};
 use hybrid_testkit::{MockLlmServer, Turn};
 use hybrid_tools::{ToolRegistry, ToolsConfig};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-
-fn glob_call<'a>(id: &'a str, args: &'a serde_json::Value) -> ToolRequest<'a> {
-    ToolRequest {
-        agent: "executor",
-        call_id: id,
-        tool: "glob",
-        arguments: args,
-    }
-}
-
-#[tokio::test]
-async fn a_tool_over_its_limit_waits_within_the_bound_and_is_refused_beyond_it() {
-    // The store is opened on the real clock; the limiter then runs on a
-    // paused one, so the waits below are exact and take no time.
-    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
-    let task = Task::new("t");
-    store.create_task(&task).await.unwrap();
-    let sink = Arc::new(EventSink::new(task.id.clone(), store, None));
-    tokio::time::pause();
-    // Two glob calls a minute: a cell every 30 s.
-    let rates = |max_wait| {
-        Arc::new(
-            RateLimits::new(
-                vec![RateRule::per_minute(RateScope::Tool("glob".into()), 2)],
-                Duration::from_secs(max_wait),
-            )
-            .unwrap(),
-        )
-    };
-    let gate = |max_wait| {
-        PolicyGate::new(
-            Arc::new(CommandPolicy::seed_default()),
-            Arc::new(NoApprover),
-            sink.clone(),
-            CancellationToken::new(),
-        )
-        .with_rate_limits(Some(rates(max_wait)))
-    };
-    let args = json!({"pattern": "*"});
-
-    // Waits up to 40 s: the third call waits 30 s, then runs.
-    let patient = gate(40);
-    let start = tokio::time::Instant::now();
-    for id in ["1", "2"] {
-        assert_eq!(
-            patient.check(glob_call(id, &args)).await,
-            GateDecision::Allow
-        );
-    }
-    assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
-    assert_eq!(
-        patient.check(glob_call("3", &args)).await,
-        GateDecision::Allow
-    );
-    // (Tokio's timer rounds a sleep up to the next millisecond.)
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_secs(30) && waited <= Duration::from_millis(30_001),
-        "waited {waited:?}"
-    );
-
-    // Waits up to 10 s: the third call would need 30 s, so it is refused at once.
-    let impatient = gate(10);
-    for id in ["1", "2"] {
-        assert_eq!(
-            impatient.check(glob_call(id, &args)).await,
-            GateDecision::Allow
-        );
-    }
-    match impatient.check(glob_call("3", &args)).await {
-        GateDecision::Deny { rule, reason } => {
-            assert_eq!(rule, "rate_limit:tool:glob");
-            assert!(reason.contains("retry after 30.0s"), "{reason}");
-        }
-        GateDecision::Allow => panic!("over the limit and beyond the bound"),
-    }
-    // Other tools are not limited by a glob rule.
-    let grep = ToolRequest {
-        tool: "grep",
-        ..glob_call("4", &args)
-    };
-    assert_eq!(impatient.check(grep).await, GateDecision::Allow);
-}
 
 async fn openai_platform(mock: &MockLlmServer, rates: RateLimits) -> HybridPlatform {
     let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
@@ -117,9 +31,10 @@ async fn openai_platform(mock: &MockLlmServer, rates: RateLimits) -> HybridPlatf
         .store(store)
         .rate_limits(rates)
         .platform(Arc::new(
-            LlmPlatform::new("openai", Role::Reasoning, Arc::new(client)).with_tools(tools),
+            LlmPlatform::new("openai", PlatformKind::Reasoning, Arc::new(client)).with_tools(tools),
         ))
         .build()
+        .await
         .unwrap()
 }
 

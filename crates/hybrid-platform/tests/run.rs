@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use hybrid_core::{EventKind, StageResult, Task, TaskStatus, TaskType};
 use hybrid_llm::{AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy};
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
     Capabilities, HybridPlatform, LlmPlatform, Platform, PlatformError, RouteDecision, Router,
     RunContext, RunOptions,
@@ -47,12 +47,15 @@ async fn platform_on(mock: &MockLlmServer, stream: bool) -> HybridPlatform {
     HybridPlatform::builder()
         .store(store)
         .platform(Arc::new(
-            LlmPlatform::new("openai", Layer::Reasoning, Arc::new(openai)).with_streaming(stream),
+            LlmPlatform::new("openai", PlatformKind::Reasoning, Arc::new(openai))
+                .with_streaming(stream),
         ))
         .platform(Arc::new(
-            LlmPlatform::new("claude", Layer::Execution, Arc::new(claude)).with_streaming(stream),
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude))
+                .with_streaming(stream),
         ))
         .build()
+        .await
         .unwrap()
 }
 
@@ -242,6 +245,7 @@ async fn custom_platforms_and_routers_plug_in() {
         .store(store)
         .router(Arc::new(EchoResearch))
         .build()
+        .await
         .unwrap();
     let task = Task::new("find it").with_type(TaskType::Research);
     let err = hp.run(task.clone()).await.unwrap_err();

@@ -11,7 +11,7 @@ use hybrid_core::{Task, TaskStatus};
 use hybrid_llm::{
     AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
 };
-use hybrid_platform::roles::Layer;
+use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
     AgentInput, CustomAgent, HybridPlatform, LlmPlatform, PlatformError, RunOptions,
 };
@@ -48,13 +48,14 @@ async fn hybrid(mock: &MockLlmServer) -> HybridPlatform {
         .store(store)
         .platform(Arc::new(LlmPlatform::new(
             "openai",
-            Layer::Reasoning,
+            PlatformKind::Reasoning,
             Arc::new(openai),
         )))
         .platform(Arc::new(
-            LlmPlatform::new("claude", Layer::Execution, Arc::new(claude)).with_tools(tools),
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude)).with_tools(tools),
         ))
         .build()
+        .await
         .unwrap()
 }
 

@@ -57,7 +57,7 @@ use hybrid_core::Task;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{CommandPolicy, GuardError, Verdict};
+use crate::{CommandPolicy, GuardError, PolicyVerdict};
 use cel::{CelCondition, CelVars};
 pub use context::{GuardContext, OutputInfo, StageInfo, ToolCall};
 
@@ -679,12 +679,12 @@ impl Guardrail {
                 let d = policy.check(command);
                 let message = format!("command policy: {} ({}): {}", d.decision, d.rule, d.reason);
                 match d.decision {
-                    Verdict::Allow => Outcome::Pass,
-                    Verdict::Approve => Outcome::NeedsApproval {
+                    PolicyVerdict::Allow => Outcome::Pass,
+                    PolicyVerdict::Approve => Outcome::NeedsApproval {
                         guardrail: self.name.clone(),
                         message,
                     },
-                    Verdict::Deny => Outcome::Block {
+                    PolicyVerdict::Deny => Outcome::Block {
                         guardrail: self.name.clone(),
                         kind: self.kind,
                         message,

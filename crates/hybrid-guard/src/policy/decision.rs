@@ -16,13 +16,13 @@
 
 use serde::Serialize;
 
-use crate::Verdict;
+use crate::PolicyVerdict;
 
 /// The decision about a whole command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyDecision {
     /// The strictest decision over every command that would run.
-    pub decision: Verdict,
+    pub decision: PolicyVerdict,
     /// The rule that decided (see the module docs for names).
     pub rule: String,
     /// Why, in words.
@@ -37,7 +37,7 @@ pub struct CommandDecision {
     /// Its words (quotes removed; non-literal words as written).
     pub argv: Vec<String>,
     /// Its decision.
-    pub decision: Verdict,
+    pub decision: PolicyVerdict,
     /// The rule that decided it.
     pub rule: String,
 }
@@ -53,7 +53,7 @@ pub(crate) enum Source {
 /// One reason a command could get a verdict.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
-    pub verdict: Verdict,
+    pub verdict: PolicyVerdict,
     pub source: Source,
     pub rule: String,
     pub reason: String,
@@ -83,7 +83,7 @@ pub(crate) fn strictest(candidates: Vec<Candidate>) -> Option<Candidate> {
 }
 
 /// The line's decision from its commands'.
-pub(crate) fn combine(judged: Vec<Judged>, default: Verdict) -> PolicyDecision {
+pub(crate) fn combine(judged: Vec<Judged>, default: PolicyVerdict) -> PolicyDecision {
     let mut best: Option<&Judged> = None;
     for j in &judged {
         if best.is_none_or(|b| (j.command.decision, j.source) > (b.command.decision, b.source)) {
@@ -109,7 +109,7 @@ pub(crate) fn combine(judged: Vec<Judged>, default: Verdict) -> PolicyDecision {
 /// A line that cannot be parsed.
 pub(crate) fn unparseable(error: &str) -> PolicyDecision {
     PolicyDecision {
-        decision: Verdict::Deny,
+        decision: PolicyVerdict::Deny,
         rule: "unparseable".to_owned(),
         reason: format!("the command line cannot be parsed, so it is denied: {error}"),
         commands: Vec::new(),
@@ -120,7 +120,7 @@ pub(crate) fn unparseable(error: &str) -> PolicyDecision {
 mod tests {
     use super::*;
 
-    fn cand(verdict: Verdict, source: Source, rule: &str) -> Candidate {
+    fn cand(verdict: PolicyVerdict, source: Source, rule: &str) -> Candidate {
         Candidate {
             verdict,
             source,
@@ -132,14 +132,14 @@ mod tests {
     #[test]
     fn strictest_then_most_specific() {
         let w = strictest(vec![
-            cand(Verdict::Approve, Source::Default, "default"),
-            cand(Verdict::Allow, Source::Rule, "allow:ls"),
-            cand(Verdict::Approve, Source::Dynamic, "dynamic:eval"),
+            cand(PolicyVerdict::Approve, Source::Default, "default"),
+            cand(PolicyVerdict::Allow, Source::Rule, "allow:ls"),
+            cand(PolicyVerdict::Approve, Source::Dynamic, "dynamic:eval"),
         ]);
         assert_eq!(w.map(|c| c.rule).as_deref(), Some("dynamic:eval"));
         let w = strictest(vec![
-            cand(Verdict::Approve, Source::Rule, "approve:git push"),
-            cand(Verdict::Deny, Source::Rule, "deny:sudo"),
+            cand(PolicyVerdict::Approve, Source::Rule, "approve:git push"),
+            cand(PolicyVerdict::Deny, Source::Rule, "deny:sudo"),
         ]);
         assert_eq!(w.map(|c| c.rule).as_deref(), Some("deny:sudo"));
         assert!(strictest(Vec::new()).is_none());
@@ -147,8 +147,11 @@ mod tests {
 
     #[test]
     fn empty_lines_get_the_default() {
-        let d = combine(Vec::new(), Verdict::Approve);
-        assert_eq!((d.decision, d.rule.as_str()), (Verdict::Approve, "default"));
-        assert_eq!(unparseable("x").decision, Verdict::Deny);
+        let d = combine(Vec::new(), PolicyVerdict::Approve);
+        assert_eq!(
+            (d.decision, d.rule.as_str()),
+            (PolicyVerdict::Approve, "default")
+        );
+        assert_eq!(unparseable("x").decision, PolicyVerdict::Deny);
     }
 }

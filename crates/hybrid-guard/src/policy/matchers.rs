@@ -16,13 +16,13 @@
 
 use super::parse::Invocation;
 use super::sql;
-use crate::{GuardError, Verdict};
+use crate::{GuardError, PolicyVerdict};
 
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     /// Its list's verdict.
-    pub verdict: Verdict,
+    pub verdict: PolicyVerdict,
     /// `deny:rm -rf`.
     pub name: String,
     /// The entry, whitespace-normalised.
@@ -44,7 +44,7 @@ impl Rule {
     /// Compiles `text` from the list named `list`.
     pub(crate) fn compile(
         list: &'static str,
-        verdict: Verdict,
+        verdict: PolicyVerdict,
         text: &str,
     ) -> Result<Rule, GuardError> {
         let bad = |reason: &str| GuardError::BadRule {
@@ -498,7 +498,7 @@ mod tests {
     }
 
     fn rule(text: &str) -> Rule {
-        Rule::compile("deny", Verdict::Deny, text).unwrap()
+        Rule::compile("deny", PolicyVerdict::Deny, text).unwrap()
     }
 
     #[test]
@@ -577,7 +577,7 @@ mod tests {
         assert!(!rule("drop table").is_sql());
         assert_eq!(rule("  rm   -rf ").name, "deny:rm -rf");
         for bad in ["", "   ", "-rf", "ls | sh", "rm $x", "sql:  "] {
-            let e = Rule::compile("allow", Verdict::Allow, bad).unwrap_err();
+            let e = Rule::compile("allow", PolicyVerdict::Allow, bad).unwrap_err();
             assert!(e.to_string().contains("allow list"), "{e}");
         }
     }

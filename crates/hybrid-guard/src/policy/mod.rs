@@ -24,6 +24,7 @@ pub(crate) mod matchers;
 pub(crate) mod normalize;
 pub(crate) mod parse;
 pub(crate) mod sql;
+pub mod verdict;
 pub(crate) mod wrappers;
 
 use std::path::PathBuf;
@@ -32,8 +33,9 @@ use decision::{Candidate, Judged, Source};
 pub use decision::{CommandDecision, PolicyDecision};
 use matchers::Rule;
 use parse::{Extractor, Invocation};
+pub use verdict::PolicyVerdict;
 
-use crate::{GuardError, Verdict};
+use crate::GuardError;
 
 /// Command lines longer than this are denied unread.
 pub const MAX_COMMAND_LINE: usize = 256 * 1024;
@@ -48,7 +50,7 @@ pub struct PolicyRules {
     /// Commands that need approval.
     pub approve: Vec<String>,
     /// What no rule covers.
-    pub default: Verdict,
+    pub default: PolicyVerdict,
 }
 
 impl Default for PolicyRules {
@@ -59,7 +61,7 @@ impl Default for PolicyRules {
             allow: v(&["ls", "cat", "grep", "ps", "top", "git status", "npm test"]),
             deny: v(&["rm -rf", "DROP TABLE", "DELETE FROM", "sudo", "chmod 777"]),
             approve: v(&["git push", "kubectl apply", "systemctl restart"]),
-            default: Verdict::Approve,
+            default: PolicyVerdict::Approve,
         }
     }
 }
@@ -69,7 +71,7 @@ impl Default for PolicyRules {
 pub struct CommandPolicy {
     /// Deny rules first, then approve, then allow.
     rules: Vec<Rule>,
-    default: Verdict,
+    default: PolicyVerdict,
     workspace: Option<PathBuf>,
 }
 
@@ -78,9 +80,9 @@ impl CommandPolicy {
     pub fn new(rules: PolicyRules) -> Result<Self, GuardError> {
         let mut compiled = Vec::new();
         for (list, verdict, items) in [
-            ("deny", Verdict::Deny, &rules.deny),
-            ("approve", Verdict::Approve, &rules.approve),
-            ("allow", Verdict::Allow, &rules.allow),
+            ("deny", PolicyVerdict::Deny, &rules.deny),
+            ("approve", PolicyVerdict::Approve, &rules.approve),
+            ("allow", PolicyVerdict::Allow, &rules.allow),
         ] {
             for item in items {
                 compiled.push(Rule::compile(list, verdict, item)?);
@@ -98,9 +100,9 @@ impl CommandPolicy {
         let rules = PolicyRules::default();
         let mut compiled = Vec::new();
         for (list, verdict, items) in [
-            ("deny", Verdict::Deny, &rules.deny),
-            ("approve", Verdict::Approve, &rules.approve),
-            ("allow", Verdict::Allow, &rules.allow),
+            ("deny", PolicyVerdict::Deny, &rules.deny),
+            ("approve", PolicyVerdict::Approve, &rules.approve),
+            ("allow", PolicyVerdict::Allow, &rules.allow),
         ] {
             compiled.extend(
                 items
@@ -123,7 +125,7 @@ impl CommandPolicy {
     }
 
     /// What no rule covers gets this.
-    pub fn default_verdict(&self) -> Verdict {
+    pub fn default_verdict(&self) -> PolicyVerdict {
         self.default
     }
 
@@ -188,7 +190,7 @@ impl CommandPolicy {
         }
         for d in &inv.dynamic {
             candidates.push(Candidate {
-                verdict: Verdict::Approve,
+                verdict: PolicyVerdict::Approve,
                 source: Source::Dynamic,
                 rule: d.rule().to_owned(),
                 reason: format!("`{shown}`: {}", d.reason()),
@@ -290,20 +292,23 @@ mod tests {
     #[test]
     fn default_is_configurable() {
         let p = CommandPolicy::new(PolicyRules {
-            default: Verdict::Deny,
+            default: PolicyVerdict::Deny,
             ..PolicyRules::default()
         })
         .unwrap();
         let d = p.check("make build");
-        assert_eq!((d.decision, d.rule.as_str()), (Verdict::Deny, "default"));
-        assert_eq!(p.check("ls").decision, Verdict::Allow);
+        assert_eq!(
+            (d.decision, d.rule.as_str()),
+            (PolicyVerdict::Deny, "default")
+        );
+        assert_eq!(p.check("ls").decision, PolicyVerdict::Allow);
     }
 
     #[test]
     fn workspace_decides_redirects() {
         let p = CommandPolicy::seed_default().with_workspace(PathBuf::from("/ws"));
-        assert_eq!(p.check("ls > /ws/out.txt").decision, Verdict::Allow);
-        assert_eq!(p.check("ls > out.txt").decision, Verdict::Allow);
+        assert_eq!(p.check("ls > /ws/out.txt").decision, PolicyVerdict::Allow);
+        assert_eq!(p.check("ls > out.txt").decision, PolicyVerdict::Allow);
         let d = p.check("ls > /etc/passwd");
         assert_eq!(d.rule, "dynamic:redirect-outside-workspace");
     }

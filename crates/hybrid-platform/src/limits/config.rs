@@ -29,7 +29,7 @@ use hybrid_guard::{RateLimits, RateRule, RateScope};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::budgets::Budgets;
+use crate::limits::Budgets;
 
 /// `[budgets]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -20,94 +20,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hybrid_agents::{GateDecision, ToolGate, ToolRequest};
 use hybrid_core::{EventKind, TaskStatus};
-use hybrid_guard::{CommandPolicy, Verdict};
+use hybrid_guard::{CommandPolicy, PolicyVerdict};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
 use crate::context::{AuditNote, EventSink};
-
-/// A tool call that needs a person's yes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalAsk {
-    /// The agent asking.
-    pub agent: String,
-    /// The provider's call id.
-    pub call_id: String,
-    /// The tool.
-    pub tool: String,
-    /// What would run (the command line, or the tool name).
-    pub command: String,
-    /// The rule that asked for approval.
-    pub rule: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// A person's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApprovalAnswer {
-    /// Yes.
-    Approved {
-        /// Who.
-        by: String,
-        /// Their note.
-        note: Option<String>,
-    },
-    /// No.
-    Rejected {
-        /// Who (or `timeout`).
-        by: String,
-        /// Why.
-        reason: Option<String>,
-    },
-}
-
-/// What an approver may use: the run's events (and through them the store).
-#[derive(Debug, Clone)]
-pub struct ApprovalContext {
-    /// The run's event sink.
-    pub events: Arc<EventSink>,
-    /// Cancelled when the run is.
-    pub cancel: CancellationToken,
-}
-
-/// Asks for and waits for approvals.
-#[async_trait]
-pub trait Approver: Send + Sync {
-    /// Waits for the answer to one ask.
-    async fn ask(&self, ask: &ApprovalAsk, ctx: &ApprovalContext) -> ApprovalAnswer;
-}
-
-/// Answers no: for runs that nobody can approve.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoApprover;
-
-#[async_trait]
-impl Approver for NoApprover {
-    async fn ask(&self, _ask: &ApprovalAsk, _ctx: &ApprovalContext) -> ApprovalAnswer {
-        ApprovalAnswer::Rejected {
-            by: "platform".into(),
-            reason: Some("approval is required and this run has no way to ask for it".into()),
-        }
-    }
-}
-
-/// Answers yes in a given name (`hybrid run --approve-as NAME`).
-#[derive(Debug, Clone)]
-pub struct PreApproved {
-    /// Recorded as the approver.
-    pub name: String,
-}
-
-#[async_trait]
-impl Approver for PreApproved {
-    async fn ask(&self, _ask: &ApprovalAsk, _ctx: &ApprovalContext) -> ApprovalAnswer {
-        ApprovalAnswer::Approved {
-            by: self.name.clone(),
-            note: Some("--approve-as".into()),
-        }
-    }
-}
 
 /// The command policy and the approver, for one run.
 pub struct PolicyGate {
@@ -179,7 +97,7 @@ impl PolicyGate {
                     outcome: block.clone(),
                     triggered: vec![block],
                 };
-                crate::guardrail_layers::record(&decision, &self.events).await;
+                crate::gates::guardrail_layers::record(&decision, &self.events).await;
                 GateDecision::Deny { rule, reason }
             }
         }
@@ -208,7 +126,7 @@ impl PolicyGate {
         );
         let decision = engine.evaluate(hybrid_guard::Layer::Execution, &ctx).await;
         if !decision.is_pass() {
-            crate::guardrail_layers::record(&decision, &self.events).await;
+            crate::gates::guardrail_layers::record(&decision, &self.events).await;
         }
         decision.outcome
     }
@@ -289,20 +207,20 @@ impl ToolGate for PolicyGate {
             }
             // File tools are confined by the tools; a bash call without a
             // command is reported by the tool itself; nothing else is judged.
-            None => (Verdict::Allow, "tool".to_owned(), String::new()),
+            None => (PolicyVerdict::Allow, "tool".to_owned(), String::new()),
         };
-        if let (Verdict::Allow, hybrid_guard::Outcome::NeedsApproval { guardrail, message }) =
+        if let (PolicyVerdict::Allow, hybrid_guard::Outcome::NeedsApproval { guardrail, message }) =
             (verdict, &guarded)
         {
-            verdict = Verdict::Approve;
+            verdict = PolicyVerdict::Approve;
             rule = format!("guardrail:{guardrail}");
             reason = message.clone();
         }
         let command = command.unwrap_or_else(|| format!("{} {}", request.tool, request.arguments));
         match verdict {
-            Verdict::Allow => self.admit(&request).await,
-            Verdict::Deny => GateDecision::Deny { rule, reason },
-            Verdict::Approve => {
+            PolicyVerdict::Allow => self.admit(&request).await,
+            PolicyVerdict::Deny => GateDecision::Deny { rule, reason },
+            PolicyVerdict::Approve => {
                 let ask = ApprovalAsk {
                     agent: request.agent.to_owned(),
                     call_id: request.call_id.to_owned(),
@@ -365,5 +283,103 @@ impl ToolGate for PolicyGate {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use hybrid_agents::{GateDecision, ToolGate, ToolRequest};
+    use hybrid_core::Task;
+    use hybrid_guard::{RateLimits, RateRule, RateScope};
+    use serde_json::json;
+
+    use super::*;
+    use crate::approval::NoApprover;
+
+    fn glob_call<'a>(id: &'a str, args: &'a serde_json::Value) -> ToolRequest<'a> {
+        ToolRequest {
+            agent: "executor",
+            call_id: id,
+            tool: "glob",
+            arguments: args,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tool_over_its_limit_waits_within_the_bound_and_is_refused_beyond_it() {
+        // The store is opened on the real clock; the limiter then runs on a
+        // paused one, so the waits below are exact and take no time.
+        let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
+        let task = Task::new("t");
+        store.create_task(&task).await.unwrap();
+        let sink = Arc::new(EventSink::new(task.id.clone(), store, None));
+        tokio::time::pause();
+        // Two glob calls a minute: a cell every 30 s.
+        let rates = |max_wait| {
+            Arc::new(
+                RateLimits::new(
+                    vec![RateRule::per_minute(RateScope::Tool("glob".into()), 2)],
+                    Duration::from_secs(max_wait),
+                )
+                .unwrap(),
+            )
+        };
+        let gate = |max_wait| {
+            PolicyGate::new(
+                Arc::new(CommandPolicy::seed_default()),
+                Arc::new(NoApprover),
+                sink.clone(),
+                CancellationToken::new(),
+            )
+            .with_rate_limits(Some(rates(max_wait)))
+        };
+        let args = json!({"pattern": "*"});
+
+        // Waits up to 40 s: the third call waits 30 s, then runs.
+        let patient = gate(40);
+        let start = tokio::time::Instant::now();
+        for id in ["1", "2"] {
+            assert_eq!(
+                patient.check(glob_call(id, &args)).await,
+                GateDecision::Allow
+            );
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
+        assert_eq!(
+            patient.check(glob_call("3", &args)).await,
+            GateDecision::Allow
+        );
+        // (Tokio's timer rounds a sleep up to the next millisecond.)
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(30) && waited <= Duration::from_millis(30_001),
+            "waited {waited:?}"
+        );
+
+        // Waits up to 10 s: the third call would need 30 s, so it is refused at once.
+        let impatient = gate(10);
+        for id in ["1", "2"] {
+            assert_eq!(
+                impatient.check(glob_call(id, &args)).await,
+                GateDecision::Allow
+            );
+        }
+        match impatient.check(glob_call("3", &args)).await {
+            GateDecision::Deny { rule, reason } => {
+                assert_eq!(rule, "rate_limit:tool:glob");
+                assert!(reason.contains("retry after 30.0s"), "{reason}");
+            }
+            GateDecision::Allow => panic!("over the limit and beyond the bound"),
+        }
+        // Other tools are not limited by a glob rule.
+        let grep = ToolRequest {
+            tool: "grep",
+            ..glob_call("4", &args)
+        };
+        assert_eq!(impatient.check(grep).await, GateDecision::Allow);
     }
 }

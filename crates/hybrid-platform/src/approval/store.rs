@@ -15,7 +15,7 @@ use chrono::Utc;
 use hybrid_core::EventKind;
 use hybrid_store::{ApprovalStatus, NewApproval};
 
-use crate::gate::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
+use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
 
 /// Answers a pending approval locally (e.g. a terminal prompt), or not at all.
 #[async_trait]

@@ -15,8 +15,8 @@ use hybrid_core::EventKind;
 use hybrid_guard::{Decision, GuardContext, GuardrailEngine, Layer, Outcome};
 
 use crate::PlatformError;
+use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
 use crate::context::{AuditNote, EventSink};
-use crate::gate::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
 
 /// Evaluates `layer` and turns its decision into "go on" or the error that stops the run.
 pub async fn check_layer(

@@ -32,8 +32,8 @@ use hybrid_guard::{Decision, GuardrailKind, Layer, Outcome};
 use hybrid_llm::ChatResponse;
 use hybrid_store::{BudgetCharge, BudgetScope, ChargeOutcome};
 
-use crate::budgets::Budgets;
 use crate::context::EventSink;
+use crate::limits::Budgets;
 
 /// Rate limits and budgets for one run's model calls on one platform.
 pub struct MeteredModelGate {
@@ -111,7 +111,7 @@ impl MeteredModelGate {
                 message: reason.clone(),
             }],
         };
-        crate::guardrail_layers::record(&decision, &self.events).await;
+        crate::gates::guardrail_layers::record(&decision, &self.events).await;
         ModelRefusal {
             rule,
             kind: kind.as_str().to_owned(),

@@ -1,4 +1,4 @@
-//! [`Verdict`]: what the policy says about a command.
+//! [`PolicyVerdict`]: what the policy says about a command.
 //!
 //! | verdict | meaning | strictness |
 //! | --- | --- | --- |
@@ -18,7 +18,7 @@ use crate::GuardError;
 /// What the policy says about a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum PolicyVerdict {
     /// It may run.
     Allow,
     /// It may run once approved.
@@ -27,31 +27,31 @@ pub enum Verdict {
     Deny,
 }
 
-impl Verdict {
+impl PolicyVerdict {
     /// The lowercase name: `allow`, `approve` or `deny`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Allow => "allow",
-            Verdict::Approve => "approve",
-            Verdict::Deny => "deny",
+            PolicyVerdict::Allow => "allow",
+            PolicyVerdict::Approve => "approve",
+            PolicyVerdict::Deny => "deny",
         }
     }
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for PolicyVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
     }
 }
 
-impl FromStr for Verdict {
+impl FromStr for PolicyVerdict {
     type Err = GuardError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "allow" => Ok(Verdict::Allow),
-            "approve" | "approval" | "require_approval" => Ok(Verdict::Approve),
-            "deny" | "forbid" => Ok(Verdict::Deny),
+            "allow" => Ok(PolicyVerdict::Allow),
+            "approve" | "approval" | "require_approval" => Ok(PolicyVerdict::Approve),
+            "deny" | "forbid" => Ok(PolicyVerdict::Deny),
             _ => Err(GuardError::BadVerdict(s.to_owned())),
         }
     }
@@ -64,22 +64,30 @@ mod tests {
 
     #[test]
     fn strictest_is_max() {
-        assert!(Verdict::Deny > Verdict::Approve);
-        assert!(Verdict::Approve > Verdict::Allow);
+        assert!(PolicyVerdict::Deny > PolicyVerdict::Approve);
+        assert!(PolicyVerdict::Approve > PolicyVerdict::Allow);
         assert_eq!(
-            [Verdict::Allow, Verdict::Deny, Verdict::Approve]
-                .iter()
-                .max(),
-            Some(&Verdict::Deny)
+            [
+                PolicyVerdict::Allow,
+                PolicyVerdict::Deny,
+                PolicyVerdict::Approve
+            ]
+            .iter()
+            .max(),
+            Some(&PolicyVerdict::Deny)
         );
     }
 
     #[test]
     fn names_round_trip() {
-        for v in [Verdict::Allow, Verdict::Approve, Verdict::Deny] {
-            assert_eq!(v.as_str().parse::<Verdict>().unwrap(), v);
+        for v in [
+            PolicyVerdict::Allow,
+            PolicyVerdict::Approve,
+            PolicyVerdict::Deny,
+        ] {
+            assert_eq!(v.as_str().parse::<PolicyVerdict>().unwrap(), v);
             assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{v}\""));
         }
-        assert!("maybe".parse::<Verdict>().is_err());
+        assert!("maybe".parse::<PolicyVerdict>().is_err());
     }
 }

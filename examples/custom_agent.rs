@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use hybrid_core::{Task, TaskResult};
-use hybrid_platform::{AgentInput, CustomAgent, HybridPlatform, PlatformError, RunOptions};
+use hybrid_platform::{AgentInput, CustomAgent, CustomAgentError, HybridPlatform, RunOptions};
 
 /// Triage by keywords: `page` for outages, `ticket` for the rest.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +20,7 @@ pub struct Triage;
 
 #[async_trait]
 impl CustomAgent for Triage {
-    async fn handle(&self, input: AgentInput<'_>) -> Result<String, PlatformError> {
+    async fn handle(&self, input: AgentInput<'_>) -> Result<String, CustomAgentError> {
         let text = input.prompt.to_ascii_lowercase();
         let decision = if ["outage", "down", "503"].iter().any(|w| text.contains(w)) {
             "page"
@@ -48,27 +48,28 @@ stages:
 "#;
 
 /// Writes the alert and the workflow into `dir`, registers the agent and runs.
-pub async fn triage(dir: &std::path::Path, alert: &str) -> Result<TaskResult, PlatformError> {
-    std::fs::write(dir.join("alert.txt"), alert)
-        .map_err(|e| PlatformError::Unsupported(e.to_string()))?;
+pub async fn triage(
+    dir: &std::path::Path,
+    alert: &str,
+) -> Result<TaskResult, Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::write(dir.join("alert.txt"), alert)?;
     let file = dir.join("triage.yaml");
-    std::fs::write(&file, TRIAGE_WORKFLOW)
-        .map_err(|e| PlatformError::Unsupported(e.to_string()))?;
-    let store = hybrid_store::connect("sqlite::memory:").await?;
-    let platform = HybridPlatform::builder().store(store).build().await?;
+    std::fs::write(&file, TRIAGE_WORKFLOW)?;
+    // No store given: the builder keeps tasks in memory.
+    let platform = HybridPlatform::builder().build().await?;
     platform.register_agent("triage", Triage);
     let task = Task::new("Triage the alert").with_workflow(file.display().to_string());
     let options = RunOptions {
         workdir: Some(dir.to_path_buf()),
         ..RunOptions::default()
     };
-    platform.run_with(task, options, None).await
+    Ok(platform.run_with(task, options).await?)
 }
 
 #[allow(dead_code)] // `main` is unused when the tests include this file.
 #[allow(clippy::print_stdout)] // printing the result is what the example is for.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dir = std::env::temp_dir().join(format!("hybrid-triage-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = triage(&dir, "checkout-api is down: 503 on every request").await?;

@@ -44,21 +44,18 @@ pub fn gemini_platform(env: impl Fn(&str) -> Option<String>) -> Result<LlmPlatfo
     ))
 }
 
-/// Registers Gemini on a platform with an embedded store and runs `description` on it.
+/// Registers Gemini on a platform with an in-memory store and runs `description` on it.
 pub async fn run_on_gemini(
     description: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(HybridPlatform, TaskResult), PlatformError> {
-    let store = hybrid_store::connect("sqlite::memory:").await?;
-    let platform = HybridPlatform::builder().store(store).build().await?;
+    let platform = HybridPlatform::builder().build().await?;
     platform.register_platform(Arc::new(gemini_platform(env)?));
     let options = RunOptions {
         platform: Some("gemini".into()),
         ..RunOptions::default()
     };
-    let result = platform
-        .run_with(Task::new(description), options, None)
-        .await?;
+    let result = platform.run_with(Task::new(description), options).await?;
     Ok((platform, result))
 }
 

@@ -144,6 +144,7 @@ pub struct AgentOutcome {
 
 /// Why a run did not finish.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// The model provider failed.
     #[error(transparent)]

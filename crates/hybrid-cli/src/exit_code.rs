@@ -11,13 +11,14 @@
 //! | 6 | the provider refused the request (context too long, invalid request) |
 //! | 7 | database error |
 //! | 8 | not found (no such task) |
-//! | 9 | the task needs something this build cannot do (e.g. the hybrid route) |
+//! | 9 | (unused: was "not supported by this build"; kept free so scripts do not misread it) |
 //! | 10 | `audit verify`: the audit chain is broken |
 //! | 11 | a guardrail blocked the task (the message names it and the layer) |
 //! | 130 | cancelled (Ctrl-C) |
 
 use hybrid_llm::LlmError;
 use hybrid_platform::PlatformError;
+use hybrid_workflow::WorkflowError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -37,8 +38,6 @@ pub const REJECTED: u8 = 6;
 pub const STORE: u8 = 7;
 /// Not found.
 pub const NOT_FOUND: u8 = 8;
-/// Unsupported.
-pub const UNSUPPORTED: u8 = 9;
 /// The audit chain failed verification.
 pub const AUDIT_BROKEN: u8 = 10;
 /// A guardrail blocked the task.
@@ -57,12 +56,20 @@ pub fn for_platform_error(e: &PlatformError) -> u8 {
         PlatformError::Cancelled => CANCELLED,
         PlatformError::Blocked { .. } => BLOCKED,
         PlatformError::Rejected { .. } => REJECTED,
-        PlatformError::NotFound(_) => NOT_FOUND,
-        PlatformError::NotResumable(_) => USAGE,
-        PlatformError::Workflow(_) => TASK_FAILED,
-        PlatformError::InvalidWorkflow(_) => CONFIG,
-        PlatformError::Unsupported(_) => UNSUPPORTED,
-        PlatformError::Task { .. } | PlatformError::Agent(_) => TASK_FAILED,
+        PlatformError::Mcp(_) => UNAVAILABLE,
+        PlatformError::TaskNotFound { .. } => NOT_FOUND,
+        PlatformError::NotResumable { .. } => USAGE,
+        PlatformError::Workflow(w) if w.is_not_found() => NOT_FOUND,
+        PlatformError::Workflow(
+            WorkflowError::Syntax { .. } | WorkflowError::Invalid { .. } | WorkflowError::Io { .. },
+        ) => CONFIG,
+        PlatformError::Workflow(_)
+        | PlatformError::Template { .. }
+        | PlatformError::StageFailed { .. }
+        | PlatformError::CustomAgent { .. }
+        | PlatformError::Task { .. }
+        | PlatformError::Agent(_) => TASK_FAILED,
+        _ => TASK_FAILED,
     }
 }
 

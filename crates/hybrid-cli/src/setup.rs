@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hybrid_platform::providers::{self, process_env};
-use hybrid_platform::{DefaultRouter, HybridConfig, HybridPlatform};
+use hybrid_platform::run::from_config::database_url;
+use hybrid_platform::{HybridConfig, HybridPlatform, HybridPlatformBuilder, process_env};
 use hybrid_secrets::Redactor;
 use hybrid_store::Store;
 
@@ -50,14 +50,13 @@ impl Global {
     pub fn db_url(&self) -> String {
         self.db
             .clone()
-            .or_else(|| process_env("HYBRID_DATABASE_URL"))
-            .unwrap_or_else(|| "sqlite://.hybrid/hybrid.db".to_owned())
+            .unwrap_or_else(|| database_url(&process_env))
     }
 
     /// Opens the store (creating and migrating it if needed); whatever is
     /// written to it is redacted, the provider keys' values included.
     pub async fn open_store(&self) -> Result<Arc<dyn Store>, Failure> {
-        self.open_store_redacted(Redactor::new(secret_values(&HybridConfig::default())))
+        self.open_store_redacted(HybridConfig::default().redactor(&process_env))
             .await
     }
 
@@ -73,52 +72,16 @@ impl Global {
             })
     }
 
-    /// The platform with every configured provider registered.
+    /// The platform with everything the configuration sets, on the store of
+    /// `--db` (the same one `HybridPlatform::from_config` builds).
     pub async fn platform(&self, config: &HybridConfig) -> Result<HybridPlatform, Failure> {
         let store = self
-            .open_store_redacted(Redactor::new(secret_values(config)))
+            .open_store_redacted(config.redactor(&process_env))
             .await?;
-        let policy = config.command_policy()?;
-        let mut builder = HybridPlatform::builder()
+        Ok(HybridPlatformBuilder::from_config(config, &process_env)
+            .await?
             .store(store)
-            .policy(policy)
-            .secrets(secret_values(config))
-            .budgets(config.budgets())
-            .router(Arc::new(DefaultRouter::with_default(
-                config.default_platform(),
-            )));
-        if let Some(rates) = config.rate_limits()? {
-            builder = builder.rate_limits(rates);
-        }
-        let mcp_tools = hybrid_platform::mcp_servers::connect_used_servers(config)
-            .await
-            .map_err(|e| Failure::new(exit_code::UNAVAILABLE, e.to_string()))?;
-        let guardrails = config.guardrails().map_err(|(_, key, message)| {
-            Failure::new(exit_code::CONFIG, format!("{key}: {message}"))
-        })?;
-        for g in guardrails {
-            builder = builder.guardrail(g);
-        }
-        let mut tools = hybrid_tools::ToolRegistry::builtin(&config.tools);
-        for t in &mcp_tools {
-            tools.register(t.clone());
-        }
-        builder = builder.tools(tools);
-        for p in providers::build_platforms_with(config, &process_env, mcp_tools) {
-            builder = builder.platform(p);
-        }
-        Ok(builder.build().await?)
+            .build()
+            .await?)
     }
-}
-
-/// The values of every API key the configuration reads, to redact from the audit trail.
-fn secret_values(config: &HybridConfig) -> Vec<String> {
-    let mut vars = vec!["OPENAI_API_KEY".to_owned(), "ANTHROPIC_API_KEY".to_owned()];
-    vars.extend(
-        config
-            .effective_platforms()
-            .values()
-            .filter_map(|p| p.api_key_env.clone()),
-    );
-    vars.iter().filter_map(|v| process_env(v)).collect()
 }

@@ -4,6 +4,7 @@ use crate::status::TaskStatus;
 
 /// A value that breaks one of the core types' rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CoreError {
     /// A priority outside `1..=5`.
     #[error("priority must be between 1 and 5 (5 highest), got {0}")]

@@ -4,6 +4,7 @@
 
 /// A policy that cannot be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GuardError {
     /// A rule in one of the lists cannot be understood.
     #[error("policy rule `{rule}` in the {list} list: {reason}")]

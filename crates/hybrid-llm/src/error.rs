@@ -8,6 +8,7 @@ use std::time::Duration;
 
 /// What went wrong talking to a model provider.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LlmError {
     /// No API key was configured; names the environment variable to set.
     #[error("{provider}: missing API key: set the {env_var} environment variable")]

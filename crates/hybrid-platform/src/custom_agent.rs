@@ -9,13 +9,13 @@
 //!
 //! ```
 //! use async_trait::async_trait;
-//! use hybrid_platform::{AgentInput, CustomAgent, PlatformError};
+//! use hybrid_platform::{AgentInput, CustomAgent, CustomAgentError};
 //!
 //! struct Shout;
 //!
 //! #[async_trait]
 //! impl CustomAgent for Shout {
-//!     async fn handle(&self, input: AgentInput<'_>) -> Result<String, PlatformError> {
+//!     async fn handle(&self, input: AgentInput<'_>) -> Result<String, CustomAgentError> {
 //!         Ok(input.prompt.to_uppercase())
 //!     }
 //! }
@@ -25,7 +25,8 @@ use async_trait::async_trait;
 use hybrid_core::Task;
 use serde_json::Value;
 
-use crate::PlatformError;
+/// What a custom agent may fail with: any error, kept as the cause.
+pub type CustomAgentError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a custom agent is asked.
 #[derive(Debug, Clone, Copy)]
@@ -44,5 +45,7 @@ pub struct AgentInput<'a> {
 #[async_trait]
 pub trait CustomAgent: Send + Sync {
     /// Answers one stage; the text becomes the stage's output.
-    async fn handle(&self, input: AgentInput<'_>) -> Result<String, PlatformError>;
+    /// A failure ends the stage with [`PlatformError::CustomAgent`](crate::PlatformError::CustomAgent),
+    /// which keeps it as its source.
+    async fn handle(&self, input: AgentInput<'_>) -> Result<String, CustomAgentError>;
 }

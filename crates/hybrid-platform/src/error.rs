@@ -1,13 +1,19 @@
-//! Errors of the platform facade.
+//! [`PlatformError`]: what can go wrong running a task. Every variant keeps its
+//! cause (the provider's, the store's, the workflow file's error) as a source,
+//! so a caller can match on it, and prints as one line.
 
+use chrono::{DateTime, Utc};
+use hybrid_agents::AgentError;
 use hybrid_core::{CoreError, TaskId, TaskStatus};
 use hybrid_llm::LlmError;
 use hybrid_store::StoreError;
+use hybrid_workflow::{TemplateError, WorkflowError};
 
 use crate::config::ConfigError;
 
 /// What can go wrong running a task.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlatformError {
     /// A model provider failed.
     #[error(transparent)]
@@ -18,6 +24,9 @@ pub enum PlatformError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A configured MCP server could not be used.
+    #[error(transparent)]
+    Mcp(#[from] hybrid_tools::McpError),
     /// A core rule was broken (an illegal transition, a bad value).
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -29,9 +38,18 @@ pub enum PlatformError {
         /// The names that exist.
         known: String,
     },
-    /// An agent stopped without an answer (e.g. its turn limit).
-    #[error("{0}")]
-    Agent(String),
+    /// An agent stopped without an answer (its turn limit).
+    #[error(transparent)]
+    Agent(AgentError),
+    /// A custom agent failed.
+    #[error("custom agent `{agent}`: {source}")]
+    CustomAgent {
+        /// The agent's registered name.
+        agent: String,
+        /// Its error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A guardrail stopped the run.
     #[error("blocked by guardrail {guardrail} at the {layer} layer: {message}")]
     Blocked {
@@ -45,18 +63,45 @@ pub enum PlatformError {
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
-    /// No such task.
-    #[error("{0}")]
-    NotFound(String),
-    /// The task cannot be resumed (finished, or held by a live process).
-    #[error("{0}")]
-    NotResumable(String),
-    /// A workflow file that cannot be used (one line: file, line, key).
-    #[error("{0}")]
-    InvalidWorkflow(String),
-    /// A workflow stage failed.
-    #[error("workflow: {0}")]
-    Workflow(String),
+    /// No task has that id.
+    #[error("no task with id {id}")]
+    TaskNotFound {
+        /// The id asked for.
+        id: TaskId,
+    },
+    /// The task cannot be resumed.
+    #[error("task {task_id} {reason}")]
+    NotResumable {
+        /// The task.
+        task_id: TaskId,
+        /// Why not.
+        reason: NotResumable,
+    },
+    /// A workflow could not be found, loaded or started (a missing input).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// A stage's template or expression failed at run time.
+    #[error("{workflow}: stage `{stage}` (line {line}): {source}")]
+    Template {
+        /// The workflow.
+        workflow: String,
+        /// The stage.
+        stage: String,
+        /// The stage's line in its file.
+        line: usize,
+        /// What failed.
+        #[source]
+        source: TemplateError,
+    },
+    /// A workflow stage failed (a runbook command, a tool, an answer that is
+    /// not the JSON the stage asks for).
+    #[error("workflow: stage `{stage}` failed: {message}")]
+    StageFailed {
+        /// The stage.
+        stage: String,
+        /// What failed, in one line.
+        message: String,
+    },
     /// A workflow's check or approval said no.
     #[error("rejected at stage {stage}: {message}")]
     Rejected {
@@ -65,9 +110,6 @@ pub enum PlatformError {
         /// Why.
         message: String,
     },
-    /// Something this build cannot do.
-    #[error("{0}")]
-    Unsupported(String),
     /// The task ran and ended without completing; it is recorded in the store.
     #[error("task {task_id} {status}: {source}")]
     Task {
@@ -78,6 +120,28 @@ pub enum PlatformError {
         /// Why.
         #[source]
         source: Box<PlatformError>,
+    },
+}
+
+/// Why a task cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotResumable {
+    /// It ended completed or blocked.
+    #[error("is {0}: nothing to resume")]
+    Finished(TaskStatus),
+    /// A live process holds its lease.
+    #[error(
+        "is being run by {} (lease until {}); wait for it, or resume with --force if that \
+         process is gone",
+        owner.as_deref().unwrap_or("another process"),
+        until.map(|t| t.to_rfc3339()).unwrap_or_else(|| "unknown".into())
+    )]
+    Held {
+        /// Who holds it, when known.
+        owner: Option<String>,
+        /// Until when, when known.
+        until: Option<DateTime<Utc>>,
     },
 }
 

@@ -15,8 +15,8 @@
 //! | [`custom_agent`] | [`CustomAgent`]: agents written in Rust, usable from workflow stages |
 //! | [`context`] | [`RunContext`] and the [`EventSink`] that redacts, numbers and records events |
 //! | [`config`] | `hybrid.toml`, validated with errors naming key and line |
-//! | [`providers`] | builds the configured platforms from `hybrid.toml` and the environment |
-//! | [`mcp_servers`] | the configured MCP servers, connected, as tools |
+//! | `providers` | builds the configured platforms from `hybrid.toml` and the environment ([`HybridPlatform::from_config`] uses it) |
+//! | `mcp_servers` | the configured MCP servers, connected, as tools |
 //! | `lease` | which process runs a task, so only a dead one's task is resumed |
 //! | [`error`] | [`PlatformError`] |
 
@@ -29,9 +29,9 @@ mod gates;
 mod lease;
 pub mod limits;
 pub mod llm_platform;
-pub mod mcp_servers;
+mod mcp_servers;
 pub mod platform;
-pub mod providers;
+mod providers;
 pub mod roles;
 pub mod run;
 mod services;
@@ -43,12 +43,13 @@ pub use approval::{
 };
 pub use config::{ConfigError, HybridConfig};
 pub use context::{AuditNote, EventSink, RunContext};
-pub use custom_agent::{AgentInput, CustomAgent};
-pub use error::PlatformError;
+pub use custom_agent::{AgentInput, CustomAgent, CustomAgentError};
+pub use error::{NotResumable, PlatformError};
 pub use hybrid_store::MetricsSnapshot;
 pub use limits::Budgets;
 pub use llm_platform::LlmPlatform;
 pub use platform::{Capabilities, Platform, PlatformRegistry, StageRequest};
+pub use providers::{EnvLookup, process_env};
 pub use run::{
     DefaultRouter, DryRun, HybridPlatform, HybridPlatformBuilder, RouteDecision, Router,
     RunOptions, SINGLE_STAGE, router,

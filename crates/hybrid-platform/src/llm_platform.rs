@@ -459,9 +459,6 @@ impl LlmPlatform {
             Ok(outcome) => outcome,
             Err(AgentError::Llm(e)) => return Err(e.into()),
             Err(AgentError::Cancelled) => return Err(PlatformError::Cancelled),
-            Err(e @ AgentError::MaxTurns { .. }) => {
-                return Err(PlatformError::Agent(e.to_string()));
-            }
             Err(AgentError::Refused { refusal, .. }) => {
                 return Err(PlatformError::Blocked {
                     guardrail: refusal.rule,
@@ -469,6 +466,8 @@ impl LlmPlatform {
                     message: refusal.reason,
                 });
             }
+            // The turn limit, and whatever a later version adds.
+            Err(e) => return Err(PlatformError::Agent(e)),
         };
         Ok(StageResult {
             agent: role.to_owned(),

@@ -84,14 +84,9 @@ pub fn is_known_tool_name(name: &str) -> bool {
         })
 }
 
-/// Every configured platform, ready to register.
-pub fn build_platforms(config: &HybridConfig, env: EnvLookup<'_>) -> Vec<Arc<dyn Platform>> {
-    build_platforms_with(config, env, Vec::new())
-}
-
 /// Every configured platform, with `extra` tools (e.g. connected MCP servers'
 /// tools) available to the `tools` lists that name them.
-pub fn build_platforms_with(
+pub fn build_platforms(
     config: &HybridConfig,
     env: EnvLookup<'_>,
     extra: Vec<Arc<dyn Tool>>,
@@ -302,7 +297,7 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| (*v).to_owned())
         };
-        build_platforms(&config, &env)
+        build_platforms(&config, &env, Vec::new())
     }
 
     #[test]

@@ -79,10 +79,7 @@ async fn the_estimate_refuses_a_call_before_any_request_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let task = Task::new("summarise the quarter").with_type(TaskType::Analysis);
     let id = task.id.clone();
-    let err = hp
-        .run_with(task, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(task, options(dir.path())).await.unwrap_err();
 
     assert_eq!(mock.request_count(), 0, "the mock recorded no request");
     let (rule, message) = blocked_by(&err);
@@ -140,10 +137,7 @@ async fn actual_usage_across_calls_crosses_the_budget_and_stops_the_task() {
     let dir = tempfile::tempdir().unwrap();
     let task = Task::new("look around").with_type(TaskType::Analysis);
     let id = task.id.clone();
-    let err = hp
-        .run_with(task, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(task, options(dir.path())).await.unwrap_err();
 
     assert_eq!(mock.request_count(), 2, "the third call was never sent");
     let (rule, message) = blocked_by(&err);
@@ -195,7 +189,7 @@ async fn a_day_budget_holds_across_platform_objects_sharing_a_store() {
     )
     .await;
     let t1 = Task::new("one").with_type(TaskType::Analysis);
-    first.run_with(t1, options(dir.path()), None).await.unwrap();
+    first.run_with(t1, options(dir.path())).await.unwrap();
 
     let second = platform(
         &mock,
@@ -205,10 +199,7 @@ async fn a_day_budget_holds_across_platform_objects_sharing_a_store() {
     )
     .await;
     let t2 = Task::new("two").with_type(TaskType::Analysis);
-    let err = second
-        .run_with(t2, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = second.run_with(t2, options(dir.path())).await.unwrap_err();
     assert_eq!(blocked_by(&err).0, "budget:day");
     assert_eq!(mock.request_count(), 1);
 }
@@ -227,10 +218,7 @@ async fn the_computed_estimate_feeds_the_platform_layer_rules() {
     );
     let dir = tempfile::tempdir().unwrap();
     let task = Task::new("estimate me").with_type(TaskType::Analysis);
-    let err = hp
-        .run_with(task, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(task, options(dir.path())).await.unwrap_err();
     assert_eq!(blocked_by(&err).0, "over_a_cent");
     assert_eq!(mock.request_count(), 0);
     // The dry run shows the same.

@@ -252,7 +252,7 @@ async fn the_passing_branch_is_approved_merged_deployed_checked_and_announced() 
     let approver = Arc::new(RecordingApprover::default());
 
     let result = hp
-        .run_with(review_task(&repo, branch), options(&repo, &approver), None)
+        .run_with(review_task(&repo, branch), options(&repo, &approver))
         .await
         .unwrap();
 
@@ -443,7 +443,7 @@ async fn the_failing_branch_is_rejected_naming_the_failing_test_and_nothing_ship
     let id = task.id.clone();
 
     let err = hp
-        .run_with(task, options(&repo, &approver), None)
+        .run_with(task, options(&repo, &approver))
         .await
         .unwrap_err();
 
@@ -523,7 +523,7 @@ async fn a_branch_with_a_hard_coded_secret_is_rejected_by_the_security_guardrail
     let id = task.id.clone();
 
     let err = hp
-        .run_with(task, options(&repo, &approver), None)
+        .run_with(task, options(&repo, &approver))
         .await
         .unwrap_err();
 

@@ -243,7 +243,7 @@ async fn incident_response_restarts_the_faulty_service_after_approval_and_report
         .with_context("notify_mention", json!("@oncall"));
     let task_id = task.id.clone();
 
-    let result = hp.run_with(task, options, None).await.unwrap();
+    let result = hp.run_with(task, options).await.unwrap();
     let ran_for = started.elapsed();
     assert_eq!(result.status, TaskStatus::Completed, "{:?}", result.error);
     assert_eq!(result.route.rule, "workflow");

@@ -82,7 +82,7 @@ async fn allowed_runs_denied_is_refused_and_approval_needs_an_approver() {
             approver: approver.map(|n| Arc::new(PreApproved { name: n.into() }) as _),
             ..RunOptions::default()
         };
-        let r = hp.run_with(task, options, None).await.unwrap();
+        let r = hp.run_with(task, options).await.unwrap();
         assert_eq!(r.status, TaskStatus::Completed);
         let stage = &r.stages["execution"];
         assert_eq!(stage.tools_used, vec!["bash".to_owned()]);
@@ -173,7 +173,7 @@ async fn bad_tool_calls_become_clear_tool_errors_with_clean_audit_records() {
         tool_limits: Some(limits),
         ..RunOptions::default()
     };
-    let r = hp.run_with(task, options, None).await.unwrap();
+    let r = hp.run_with(task, options).await.unwrap();
     assert_eq!(r.status, TaskStatus::Completed);
     let sent = results(&mock.last_request().unwrap().body);
     assert_eq!(sent.len(), 5, "{sent:?}");
@@ -225,11 +225,9 @@ async fn an_agent_section_gives_its_role_other_tools() {
     let config =
         hybrid_platform::HybridConfig::parse(&toml, std::path::Path::new("hybrid.toml")).unwrap();
     let env = |k: &str| (k == "ANTHROPIC_API_KEY").then(|| "sk-ant".to_owned());
-    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
-    let mut b = HybridPlatform::builder().store(store);
-    for p in hybrid_platform::providers::build_platforms(&config, &env) {
-        b = b.platform(p);
-    }
+    let b = hybrid_platform::HybridPlatformBuilder::from_config(&config, &env)
+        .await
+        .unwrap();
     let hp = b.build().await.unwrap();
     mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
     mock.enqueue(Turn::text("could not"));
@@ -239,7 +237,7 @@ async fn an_agent_section_gives_its_role_other_tools() {
         ..RunOptions::default()
     };
     let task = Task::new("list").with_system_access(true);
-    let r = hp.run_with(task, options, None).await.unwrap();
+    let r = hp.run_with(task, options).await.unwrap();
     assert_eq!(r.stages["execution"].agent, "executor");
     let first = &mock.requests()[0].body;
     assert_eq!(first["system"], "Only read.");

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use hybrid_core::{EventKind, Task, TaskStatus, TaskType};
-use hybrid_platform::{HybridConfig, HybridPlatform, RunOptions, providers};
+use hybrid_platform::{HybridConfig, HybridPlatform, HybridPlatformBuilder, RunOptions};
 use hybrid_store::AuditFilter;
 use hybrid_testkit::{Fault, MockLlmServer, Turn};
 
@@ -36,11 +36,9 @@ tools = []
         "ANTHROPIC_API_KEY" => Some("sk-ant-x".to_owned()),
         _ => None,
     };
-    let mut b =
-        HybridPlatform::builder().store(hybrid_store::connect("sqlite::memory:").await.unwrap());
-    for p in providers::build_platforms(&config, &env) {
-        b = b.platform(p);
-    }
+    let b = HybridPlatformBuilder::from_config(&config, &env)
+        .await
+        .unwrap();
     b.build().await.unwrap()
 }
 
@@ -66,7 +64,6 @@ async fn falls_back(stream: bool) {
                 workdir: Some(dir.path().to_path_buf()),
                 ..RunOptions::default()
             },
-            None,
         )
         .await
         .unwrap();
@@ -131,11 +128,9 @@ async fn without_a_fallback_the_429_is_the_tasks_error() {
     );
     let config = HybridConfig::parse(&toml, Path::new("hybrid.toml")).unwrap();
     let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-openai".to_owned());
-    let mut b =
-        HybridPlatform::builder().store(hybrid_store::connect("sqlite::memory:").await.unwrap());
-    for p in providers::build_platforms(&config, &env) {
-        b = b.platform(p);
-    }
+    let b = HybridPlatformBuilder::from_config(&config, &env)
+        .await
+        .unwrap();
     let hp = b.build().await.unwrap();
     let task = Task::new("x").with_type(TaskType::Conversation);
     let err = hp.run(task).await.unwrap_err();

@@ -128,11 +128,7 @@ async fn an_execution_guardrail_refuses_a_tool_call_and_the_run_goes_on() {
         ..RunOptions::default()
     };
     let r = hp
-        .run_with(
-            Task::new("read config").with_system_access(true),
-            options,
-            None,
-        )
+        .run_with(Task::new("read config").with_system_access(true), options)
         .await
         .unwrap();
     let call = &r.stages["execution"].tool_calls[0];

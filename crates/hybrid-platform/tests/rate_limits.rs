@@ -62,7 +62,7 @@ async fn a_platform_over_its_limit_blocks_the_next_task_before_its_call() {
     let dir = tempfile::tempdir().unwrap();
     let first = Task::new("one").with_type(TaskType::Analysis);
     assert_eq!(
-        hp.run_with(first, options(dir.path()), None)
+        hp.run_with(first, options(dir.path()))
             .await
             .unwrap()
             .status,
@@ -70,10 +70,7 @@ async fn a_platform_over_its_limit_blocks_the_next_task_before_its_call() {
     );
     let second = Task::new("two").with_type(TaskType::Analysis);
     let id = second.id.clone();
-    let err = hp
-        .run_with(second, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(second, options(dir.path())).await.unwrap_err();
     match err.root() {
         PlatformError::Blocked {
             guardrail, message, ..
@@ -109,7 +106,7 @@ async fn a_refused_tool_call_goes_back_to_the_model_and_the_run_goes_on() {
     let hp = openai_platform(&mock, rates).await;
     let dir = tempfile::tempdir().unwrap();
     let task = Task::new("look").with_type(TaskType::Analysis);
-    let result = hp.run_with(task, options(dir.path()), None).await.unwrap();
+    let result = hp.run_with(task, options(dir.path())).await.unwrap();
     assert_eq!(result.status, TaskStatus::Completed);
     let calls = &result.stages["execution"].tool_calls;
     assert_eq!(calls.len(), 2);

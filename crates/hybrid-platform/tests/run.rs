@@ -186,7 +186,7 @@ async fn cancelling_leaves_the_task_cancelled_not_in_progress() {
     let cancel = options.cancel.clone();
     let run = tokio::spawn({
         let hp = hp.clone();
-        async move { hp.run_with(task, options, None).await }
+        async move { hp.run_with(task, options).await }
     });
     while mock.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -91,7 +91,7 @@ async fn a_multi_step_system_task_runs_plan_execute_verify_in_three_stages() {
     mock.enqueue(Turn::text("The listing proves it.\nPASS"));
 
     let result = hp
-        .run_with(audit_task(), options(dir.path()), None)
+        .run_with(audit_task(), options(dir.path()))
         .await
         .unwrap();
     assert_eq!(result.status, TaskStatus::Completed);
@@ -150,10 +150,7 @@ async fn a_failed_task_resumes_from_its_first_unfinished_stage_and_runs_nothing_
 
     let task = audit_task();
     let id = task.id.clone();
-    let err = hp
-        .run_with(task, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(task, options(dir.path())).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -169,10 +166,7 @@ async fn a_failed_task_resumes_from_its_first_unfinished_stage_and_runs_nothing_
     assert_eq!(mock.request_count(), 4);
 
     mock.enqueue(Turn::text("Proven by the listing.\nPASS"));
-    let result = hp
-        .resume(&id, options(dir.path()), None, false)
-        .await
-        .unwrap();
+    let result = hp.resume(&id, options(dir.path()), false).await.unwrap();
     assert_eq!(result.status, TaskStatus::Completed);
     assert_eq!(
         result.stages.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -198,7 +192,7 @@ async fn a_failed_task_resumes_from_its_first_unfinished_stage_and_runs_nothing_
     assert_eq!(bash.len(), 1, "ls ran once: {bash:#?}");
     // A completed task has nothing to resume.
     let again = hp
-        .resume(&id, options(dir.path()), None, false)
+        .resume(&id, options(dir.path()), false)
         .await
         .unwrap_err();
     assert!(again.to_string().contains("nothing to resume"), "{again}");
@@ -222,7 +216,10 @@ struct Summariser;
 
 #[async_trait::async_trait]
 impl CustomAgent for Summariser {
-    async fn handle(&self, input: AgentInput<'_>) -> Result<String, PlatformError> {
+    async fn handle(
+        &self,
+        input: AgentInput<'_>,
+    ) -> Result<String, hybrid_platform::CustomAgentError> {
         Ok(format!("{} lines", input.prompt.lines().count()))
     }
 }
@@ -243,7 +240,7 @@ async fn runbook_check_and_custom_agent_stages_run_without_a_model() {
         })),
         ..options(dir.path())
     };
-    let result = hp.run_with(task, approved, None).await.unwrap();
+    let result = hp.run_with(task, approved).await.unwrap();
     assert_eq!(result.status, TaskStatus::Completed);
     assert_eq!(result.route.rule, "workflow");
     let gather = &result.stages["gather"];
@@ -277,7 +274,7 @@ async fn a_failing_check_rejects_the_task_naming_the_rule() {
         })),
         ..options(dir.path())
     };
-    let err = hp.run_with(task, approved, None).await.unwrap_err();
+    let err = hp.run_with(task, approved).await.unwrap_err();
     let PlatformError::Task { status, source, .. } = &err else {
         panic!("{err}")
     };
@@ -325,7 +322,7 @@ async fn an_unanswered_approval_gate_times_out_as_a_rejection() {
         approver: Some(Arc::new(Silent)),
         ..options(dir.path())
     };
-    let err = hp.run_with(task, options, None).await.unwrap_err();
+    let err = hp.run_with(task, options).await.unwrap_err();
     assert!(err.to_string().contains("rejected by timeout"), "{err}");
     assert!(!dir.path().join("shipped").exists());
     let rec = hp.store().get_task(&id).await.unwrap().unwrap();
@@ -350,7 +347,7 @@ async fn an_agent_hands_the_stage_off_to_another() {
     mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
     mock.enqueue(Turn::text("One file: notes.txt."));
     let task = Task::new("look").with_workflow(file.display().to_string());
-    let result = hp.run_with(task, options(dir.path()), None).await.unwrap();
+    let result = hp.run_with(task, options(dir.path())).await.unwrap();
     let look = &result.stages["look"];
     assert_eq!(look.agent, "executor");
     assert_eq!(look.output, "One file: notes.txt.");
@@ -383,7 +380,7 @@ async fn a_cached_stage_is_reused_within_its_ttl_and_marks_the_prompt_for_cachin
             .with_context("commit", json!(commit))
     };
     let first = hp
-        .run_with(run("abc123"), options(dir.path()), None)
+        .run_with(run("abc123"), options(dir.path()))
         .await
         .unwrap();
     assert_eq!(first.stages["analysis"].output, "Risky: auth.rs changed.");
@@ -395,7 +392,7 @@ async fn a_cached_stage_is_reused_within_its_ttl_and_marks_the_prompt_for_cachin
     );
 
     let second = hp
-        .run_with(run("abc123"), options(dir.path()), None)
+        .run_with(run("abc123"), options(dir.path()))
         .await
         .unwrap();
     assert_eq!(second.stages["analysis"].output, "Risky: auth.rs changed.");
@@ -411,7 +408,7 @@ async fn a_cached_stage_is_reused_within_its_ttl_and_marks_the_prompt_for_cachin
 
     mock.enqueue(Turn::text("Nothing risky."));
     let other = hp
-        .run_with(run("def456"), options(dir.path()), None)
+        .run_with(run("def456"), options(dir.path()))
         .await
         .unwrap();
     assert_eq!(other.stages["analysis"].output, "Nothing risky.");
@@ -476,10 +473,7 @@ async fn a_json_stage_whose_answer_breaks_its_schema_fails() {
     .unwrap();
     mock.enqueue(Turn::text("{\"cmd\": \"restart\"}"));
     let task = Task::new("rec").with_workflow(file.display().to_string());
-    let err = hp
-        .run_with(task, options(dir.path()), None)
-        .await
-        .unwrap_err();
+    let err = hp.run_with(task, options(dir.path())).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("does not match the stage's schema"),
@@ -487,7 +481,7 @@ async fn a_json_stage_whose_answer_breaks_its_schema_fails() {
     );
     mock.enqueue(Turn::text("```json\n{\"command\": \"./restart.sh\"}\n```"));
     let task = Task::new("rec").with_workflow(file.display().to_string());
-    let ok = hp.run_with(task, options(dir.path()), None).await.unwrap();
+    let ok = hp.run_with(task, options(dir.path())).await.unwrap();
     assert_eq!(
         ok.stages["rec"].detail.as_ref().unwrap()["json"]["command"],
         "./restart.sh"

@@ -13,6 +13,7 @@ use crate::ApprovalStatus;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database could not be opened or reached.
     #[error("cannot connect to the {backend} database: {error}")]

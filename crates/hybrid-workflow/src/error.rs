@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// Why a workflow could not be loaded, found or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkflowError {
     /// The file is not valid YAML.
     #[error("{file}:{line}: invalid YAML: {message}")]

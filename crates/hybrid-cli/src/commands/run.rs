@@ -149,6 +149,7 @@ pub async fn execute(
             Arc::new(a)
         }
     };
+    let (tx, rx) = mpsc::channel::<Event>(256);
     let options = RunOptions {
         platform: Some(attempt.platform.clone()),
         cancel,
@@ -159,8 +160,8 @@ pub async fn execute(
             allow_network: attempt.allow_network,
             ..hybrid_tools::SandboxPolicy::default()
         },
+        events: Some(tx),
     };
-    let (tx, rx) = mpsc::channel::<Event>(256);
     let mode = if attempt.stream {
         Mode::Stream
     } else if global.json {
@@ -170,8 +171,8 @@ pub async fn execute(
     };
     let running = async {
         match work {
-            Work::New(task) => platform.run_with(task, options, Some(tx)).await,
-            Work::Resume(id, force) => platform.resume(&id, options, Some(tx), force).await,
+            Work::New(task) => platform.run_with(task, options).await,
+            Work::Resume(id, force) => platform.resume(&id, options, force).await,
         }
     };
     let (outcome, (mode, result)) = tokio::join!(running, consume(rx, mode));

@@ -7,13 +7,14 @@
 //! (then it is marked `expired` and counts as a rejection), or the run is
 //! cancelled.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use hybrid_core::EventKind;
-use hybrid_store::{ApprovalStatus, NewApproval};
+use hybrid_store::{ApprovalStatus, NewApproval, StoreError};
 
 use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
 
@@ -87,70 +88,69 @@ impl Approver for StoreApprover {
         };
         let approval = match store.create_approval(&new).await {
             Ok(a) => a,
-            Err(e) => {
-                return rejected(
-                    "platform",
-                    format!("could not record the approval request: {e}"),
-                );
-            }
+            Err(e) => return store_failed("record the approval request", &e),
         };
         let id = approval.id.clone();
-        let _ = ctx
-            .events
-            .emit(EventKind::ApprovalRequested {
-                approval_id: id.clone(),
-                tool: ask.tool.clone(),
-                command: ask.command.clone(),
-                rule: ask.rule.clone(),
-                reason: ask.reason.clone(),
-            })
-            .await;
-        let _ = ctx.events.flush().await;
+        let announced = async {
+            ctx.events
+                .emit(EventKind::ApprovalRequested {
+                    approval_id: id.clone(),
+                    tool: ask.tool.clone(),
+                    command: ask.command.clone(),
+                    rule: ask.rule.clone(),
+                    reason: ask.reason.clone(),
+                })
+                .await?;
+            ctx.events.flush().await
+        };
+        if let Err(e) = announced.await {
+            // Nobody may learn of it: close it rather than wait for an answer.
+            if let Err(closing) = store
+                .expire_approval(&id, "the request could not be announced")
+                .await
+            {
+                tracing::warn!(error = %closing, approval = %id, "could not close an unannounced approval");
+            }
+            return store_failed("announce the approval request", &e);
+        }
 
         let local = async {
             match &self.prompt {
                 Some((p, name)) => match p.prompt(ask, &id).await {
                     Some(yes) => {
                         let note = Some("answered at the terminal");
-                        let _ = store.decide_approval(&id, yes, name, note).await;
+                        // The store decides: an answer recorded first elsewhere wins, and
+                        // the wait below reads whichever answer stands.
+                        if let Err(e) = store.decide_approval(&id, yes, name, note).await {
+                            tracing::warn!(error = %e, approval = %id, "the terminal's answer was not recorded");
+                        }
+                        std::future::pending::<Infallible>().await
                     }
-                    None => std::future::pending::<()>().await,
+                    None => std::future::pending::<Infallible>().await,
                 },
-                None => std::future::pending::<()>().await,
+                None => std::future::pending::<Infallible>().await,
             }
         };
-        let wait = async {
-            loop {
-                match store.get_approval(&id).await {
-                    Ok(Some(a)) if a.status != ApprovalStatus::Pending => return a,
-                    Ok(_) | Err(_) => {}
-                }
-                if Utc::now() >= expires {
-                    let note = format!("no answer within {}s", self.timeout.as_secs());
-                    // An error means someone answered at the last moment: read it next turn.
-                    if let Ok(a) = store.expire_approval(&id, &note).await {
-                        return a;
-                    }
-                }
-                tokio::time::sleep(self.poll).await;
-            }
-        };
+        let wait = self.wait_for_answer(&store, &id);
         tokio::pin!(local);
         tokio::pin!(wait);
-        let decided = loop {
-            tokio::select! {
-                a = &mut wait => break Some(a),
-                () = &mut local => {}
-                () = ctx.cancel.cancelled() => break None,
+        let decided = tokio::select! {
+            a = &mut wait => a,
+            never = &mut local => match never {},
+            () = ctx.cancel.cancelled() => {
+                if let Err(e) = store.expire_approval(&id, "the run was cancelled").await {
+                    tracing::warn!(error = %e, approval = %id, "could not close a cancelled run's approval");
+                }
+                return rejected("platform", "the run was cancelled".into());
             }
         };
-        let Some(a) = decided else {
-            let _ = store.expire_approval(&id, "the run was cancelled").await;
-            return rejected("platform", "the run was cancelled".into());
+        let a = match decided {
+            Ok(a) => a,
+            Err(e) => return store_failed("read the approval's answer", &e),
         };
         let approved = a.status == ApprovalStatus::Approved;
         let by = a.decided_by.clone().unwrap_or_else(|| "timeout".to_owned());
-        let _ = ctx
+        if let Err(e) = ctx
             .events
             .emit(EventKind::ApprovalAnswered {
                 approval_id: id.clone(),
@@ -158,11 +158,54 @@ impl Approver for StoreApprover {
                 by: by.clone(),
                 note: a.note.clone(),
             })
-            .await;
+            .await
+        {
+            // The answer stands in the store; only its event is missing.
+            tracing::warn!(error = %e, approval = %id, "could not record the approval_answered event");
+        }
         if approved {
             ApprovalAnswer::Approved { by, note: a.note }
         } else {
             ApprovalAnswer::Rejected { by, reason: a.note }
         }
     }
+}
+
+impl StoreApprover {
+    /// Polls the store until the request is answered or, past its timeout,
+    /// expires it. The deadline is tokio's clock, so a paused test clock runs
+    /// through it at once. A store that keeps failing past the deadline ends
+    /// the wait with its error instead of polling forever.
+    async fn wait_for_answer(
+        &self,
+        store: &Arc<dyn hybrid_store::Store>,
+        id: &str,
+    ) -> Result<hybrid_store::Approval, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match store.get_approval(id).await {
+                Ok(Some(a)) if a.status != ApprovalStatus::Pending => return Ok(a),
+                Ok(_) => {}
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, approval = id, "polling the approval failed; retrying")
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let note = format!("no answer within {}s", self.timeout.as_secs());
+                match store.expire_approval(id, &note).await {
+                    Ok(a) => return Ok(a),
+                    // Answered at the last moment: the next read returns it.
+                    Err(StoreError::ApprovalClosed { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+/// The answer when the store cannot carry the approval: no (fail closed).
+fn store_failed(what: &str, e: &StoreError) -> ApprovalAnswer {
+    rejected("platform", format!("could not {what}: {e}"))
 }

@@ -13,6 +13,7 @@
 
 use hybrid_core::EventKind;
 use hybrid_guard::{Decision, GuardContext, GuardrailEngine, Layer, Outcome};
+use hybrid_store::StoreError;
 
 use crate::PlatformError;
 use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
@@ -31,7 +32,7 @@ pub async fn check_layer(
     if decision.is_pass() {
         return Ok(());
     }
-    record(&decision, sink).await;
+    record(&decision, sink).await?;
     match decision.outcome {
         Outcome::Pass => Ok(()),
         Outcome::Block {
@@ -84,7 +85,7 @@ pub async fn check_layer(
 }
 
 /// Records every triggered outcome of `decision` as an event and an audit record.
-pub(crate) async fn record(decision: &Decision, sink: &EventSink) {
+pub(crate) async fn record(decision: &Decision, sink: &EventSink) -> Result<(), StoreError> {
     for o in &decision.triggered {
         let (name, verdict, message) = match o {
             Outcome::Pass => continue,
@@ -101,11 +102,10 @@ pub(crate) async fn record(decision: &Decision, sink: &EventSink) {
             "guardrail {name} at {}: {verdict}: {message}",
             decision.layer.as_str()
         );
-        let _ = sink
-            .emit(EventKind::Warning {
-                message: line.clone(),
-            })
-            .await;
+        sink.emit(EventKind::Warning {
+            message: line.clone(),
+        })
+        .await?;
         sink.audit(AuditNote {
             agent: "guardrails".into(),
             action: "guardrail".into(),
@@ -116,4 +116,5 @@ pub(crate) async fn record(decision: &Decision, sink: &EventSink) {
         })
         .await;
     }
+    Ok(())
 }

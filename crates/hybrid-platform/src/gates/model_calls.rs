@@ -111,7 +111,10 @@ impl MeteredModelGate {
                 message: reason.clone(),
             }],
         };
-        crate::gates::guardrail_layers::record(&decision, &self.events).await;
+        if let Err(e) = crate::gates::guardrail_layers::record(&decision, &self.events).await {
+            // The decision stands (a block still blocks); only its record is missing.
+            tracing::warn!(error = %e, "could not record a guardrail decision");
+        }
         ModelRefusal {
             rule,
             kind: kind.as_str().to_owned(),

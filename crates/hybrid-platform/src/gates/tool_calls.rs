@@ -97,7 +97,12 @@ impl PolicyGate {
                     outcome: block.clone(),
                     triggered: vec![block],
                 };
-                crate::gates::guardrail_layers::record(&decision, &self.events).await;
+                if let Err(e) =
+                    crate::gates::guardrail_layers::record(&decision, &self.events).await
+                {
+                    // The decision stands (a block still blocks); only its record is missing.
+                    tracing::warn!(error = %e, "could not record a guardrail decision");
+                }
                 GateDecision::Deny { rule, reason }
             }
         }
@@ -125,8 +130,11 @@ impl PolicyGate {
             hybrid_guard::ToolCall::new(request.tool, request.arguments.clone()),
         );
         let decision = engine.evaluate(hybrid_guard::Layer::Execution, &ctx).await;
-        if !decision.is_pass() {
-            crate::gates::guardrail_layers::record(&decision, &self.events).await;
+        if !decision.is_pass()
+            && let Err(e) = crate::gates::guardrail_layers::record(&decision, &self.events).await
+        {
+            // The decision stands (a block still blocks); only its record is missing.
+            tracing::warn!(error = %e, "could not record a guardrail decision");
         }
         decision.outcome
     }

@@ -87,11 +87,14 @@ impl FallbackModel {
         );
         tracing::warn!("{message}");
         if let Some(events) = &self.inner.events {
-            let _ = events
+            if let Err(e) = events
                 .emit(EventKind::Warning {
                     message: message.clone(),
                 })
-                .await;
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the fallback warning");
+            }
             events
                 .audit(AuditNote {
                     agent: "platform".into(),

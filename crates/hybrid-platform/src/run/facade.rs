@@ -30,6 +30,7 @@ use super::{DEFAULT_WORKFLOW, SINGLE_STAGE};
 use crate::PlatformError;
 use crate::context::EventSink;
 use crate::custom_agent::CustomAgent;
+use crate::error::NotResumable;
 use crate::platform::Platform;
 use crate::services::{Run, Services};
 
@@ -84,7 +85,7 @@ impl HybridPlatform {
     /// Runs a task to its end. A task that ends other than `completed` is
     /// still recorded, and returned as [`PlatformError::Task`].
     pub async fn run(&self, task: Task) -> Result<TaskResult, PlatformError> {
-        self.run_with(task, RunOptions::default(), None).await
+        self.run_with(task, RunOptions::default()).await
     }
 
     /// Runs a task, yielding every event as it happens; the last is
@@ -94,13 +95,14 @@ impl HybridPlatform {
     pub fn run_streaming(
         &self,
         task: Task,
-        options: RunOptions,
+        mut options: RunOptions,
     ) -> impl Stream<Item = Event> + Send + 'static {
         let (tx, rx) = mpsc::channel(256);
+        options.events = Some(tx.clone());
         let this = self.clone();
         tokio::spawn(async move {
             let task_id = task.id.clone();
-            if let Err(e) = this.run_with(task, options, Some(tx.clone())).await
+            if let Err(e) = this.run_with(task, options).await
                 && !matches!(e, PlatformError::Task { .. })
             {
                 let _ = tx
@@ -118,12 +120,11 @@ impl HybridPlatform {
         ReceiverStream::new(rx)
     }
 
-    /// Runs a task with options, forwarding events to `subscriber`.
+    /// Runs a task with options (events to [`RunOptions::events`], if set).
     pub async fn run_with(
         &self,
         task: Task,
         options: RunOptions,
-        subscriber: Option<mpsc::Sender<Event>>,
     ) -> Result<TaskResult, PlatformError> {
         let started = Instant::now();
         let store = self.services.store.clone();
@@ -135,7 +136,7 @@ impl HybridPlatform {
         let sink = Arc::new(EventSink::with_audit(
             task.id.clone(),
             store.clone(),
-            subscriber,
+            options.events.clone(),
             user,
             self.services.redactor.clone(),
         ));
@@ -160,7 +161,6 @@ impl HybridPlatform {
         &self,
         id: &hybrid_core::TaskId,
         options: RunOptions,
-        subscriber: Option<mpsc::Sender<Event>>,
         force: bool,
     ) -> Result<TaskResult, PlatformError> {
         let started = Instant::now();
@@ -168,12 +168,12 @@ impl HybridPlatform {
         let record = store
             .get_task(id)
             .await?
-            .ok_or_else(|| PlatformError::NotFound(format!("no task with id {id}")))?;
+            .ok_or_else(|| PlatformError::TaskNotFound { id: id.clone() })?;
         if matches!(record.status, TaskStatus::Completed | TaskStatus::Blocked) {
-            return Err(PlatformError::NotResumable(format!(
-                "task {id} is {}: nothing to resume",
-                record.status
-            )));
+            return Err(PlatformError::NotResumable {
+                task_id: id.clone(),
+                reason: NotResumable::Finished(record.status),
+            });
         }
         let owner = crate::lease::owner_id();
         if force && let Some(holder) = &record.lease_owner {
@@ -181,15 +181,13 @@ impl HybridPlatform {
             store.release_task(id, holder).await?;
         }
         if !store.claim_task(id, &owner, crate::lease::TTL).await? {
-            return Err(PlatformError::NotResumable(format!(
-                "task {id} is being run by {} (lease until {}); wait for it, or resume with --force \
-                 if that process is gone",
-                record.lease_owner.as_deref().unwrap_or("another process"),
-                record
-                    .lease_until
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default()
-            )));
+            return Err(PlatformError::NotResumable {
+                task_id: id.clone(),
+                reason: NotResumable::Held {
+                    owner: record.lease_owner.clone(),
+                    until: record.lease_until,
+                },
+            });
         }
         let task = record.task.clone();
         let user = task
@@ -205,7 +203,7 @@ impl HybridPlatform {
             EventSink::with_audit(
                 task.id.clone(),
                 store.clone(),
-                subscriber,
+                options.events.clone(),
                 user,
                 self.services.redactor.clone(),
             )
@@ -231,17 +229,10 @@ impl HybridPlatform {
         let mut options = hybrid_workflow::ValidateOptions::default();
         options.known_agents.extend(self.custom_agent_names());
         options.known_platforms = self.platform_names();
-        let invalid = |e: hybrid_workflow::WorkflowError| {
-            if e.is_not_found() {
-                PlatformError::NotFound(e.to_string())
-            } else {
-                PlatformError::InvalidWorkflow(e.to_string())
-            }
-        };
-        hybrid_workflow::Catalog::discover(&workdir.join("workflows"), &options)
-            .map_err(invalid)?
-            .resolve(name)
-            .map_err(invalid)
+        Ok(
+            hybrid_workflow::Catalog::discover(&workdir.join("workflows"), &options)?
+                .resolve(name)?,
+        )
     }
 
     /// Adds a guardrail (the seed's `platform.add_guardrail(...)`); runs from then on.

@@ -4,12 +4,14 @@
 //! | --- | --- |
 //! | [`facade`] | [`HybridPlatform`]: `run`, `run_streaming`, `resume`, `dry_run`, `register_*`, `get_metrics` |
 //! | [`builder`] | [`HybridPlatformBuilder`] |
+//! | [`from_config`] | the platform `hybrid` builds: [`HybridPlatform::from_config`], [`HybridPlatform::from_env`] |
 //! | [`options`] | [`RunOptions`], [`DryRun`] |
 //! | [`single`] | one task's course: guardrails, routing, one stage (or the route's workflow), the recorded end; resume |
 //! | [`router`] | [`Router`], DESIGN.md's decision tree ([`DefaultRouter`]), [`RouteDecision`] |
 
 pub(crate) mod builder;
 pub(crate) mod facade;
+pub mod from_config;
 pub(crate) mod options;
 pub mod router;
 pub(crate) mod single;

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hybrid_core::Event;
 use hybrid_tools::{Limits, SandboxPolicy};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::Approver;
@@ -25,6 +27,11 @@ pub struct RunOptions {
     /// workflow `runbook` / `tool` stages alike (default: no network, no
     /// extra writable paths).
     pub sandbox: SandboxPolicy,
+    /// Where every event of the run goes as it happens, redacted (text
+    /// deltas, tool calls, approvals, the result last); default: nowhere
+    /// but the store. [`HybridPlatform::run_streaming`](crate::HybridPlatform::run_streaming)
+    /// sets it for you.
+    pub events: Option<mpsc::Sender<Event>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -34,6 +41,7 @@ impl std::fmt::Debug for RunOptions {
             .field("workdir", &self.workdir)
             .field("approver", &self.approver.is_some())
             .field("sandbox", &self.sandbox)
+            .field("events", &self.events.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -249,10 +249,13 @@ impl HybridPlatform {
             .claim_task(&task.id, &owner, crate::lease::TTL)
             .await?
         {
-            return Err(PlatformError::NotResumable(format!(
-                "task {} is held by another process",
-                task.id
-            )));
+            return Err(PlatformError::NotResumable {
+                task_id: task.id.clone(),
+                reason: crate::error::NotResumable::Held {
+                    owner: None,
+                    until: None,
+                },
+            });
         }
         Ok(())
     }

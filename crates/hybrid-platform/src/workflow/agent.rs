@@ -37,7 +37,11 @@ impl super::WorkflowRun<'_> {
                     prompt: &prompt,
                     context: ctx,
                 })
-                .await?;
+                .await
+                .map_err(|source| PlatformError::CustomAgent {
+                    agent: a.agent.clone(),
+                    source,
+                })?;
             let result = StageResult {
                 agent: a.agent.clone(),
                 platform: "custom".into(),
@@ -66,13 +70,12 @@ impl super::WorkflowRun<'_> {
         if let Some((key, _)) = &cache_key
             && let Some(mut hit) = self.services.stage_cache.get(key).await
         {
-            let _ = self
-                .t
+            self.t
                 .sink
                 .emit(EventKind::Warning {
                     message: format!("stage {}: cached result reused (key {key})", stage.id),
                 })
-                .await;
+                .await?;
             hit.usage = hybrid_core::Usage::default();
             hit.cost_usd = Some(hybrid_core::Money::ZERO);
             let outcome = outcome_of(a, &hit.output)?;
@@ -101,13 +104,12 @@ impl super::WorkflowRun<'_> {
         let mut chain = vec![a.agent.clone()];
         while let Some(next) = handoff_target(&result.output, &a.handoffs, &chain) {
             let from = chain.last().cloned().unwrap_or_default();
-            let _ = self
-                .t
+            self.t
                 .sink
                 .emit(EventKind::Warning {
                     message: format!("stage {}: {from} hands off to {next}", stage.id),
                 })
-                .await;
+                .await?;
             let handed = format!(
                 "{prompt}\n\nHanded over to you by {from} with this note:\n{}",
                 result.output

@@ -45,7 +45,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use hybrid_core::{EventKind, StageResult, Stages, Task};
 use hybrid_workflow::{
-    CommandOutcome, OnReject, Stage, StageKind, StageOutcome, StageStatus, Verdict, Workflow,
+    CommandOutcome, OnReject, Stage, StageKind, StageOutcome, StageStatus, TemplateError, Verdict,
+    Workflow,
 };
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
@@ -92,9 +93,7 @@ impl<'a> WorkflowRun<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let inputs = workflow
-            .resolve_inputs(&context)
-            .map_err(|e| PlatformError::Workflow(e.to_string()))?;
+        let inputs = workflow.resolve_inputs(&context)?;
         let mut outcomes = Map::new();
         let mut results = HashMap::new();
         for (name, result) in done {
@@ -245,11 +244,10 @@ impl<'a> WorkflowRun<'a> {
                 && matches!(stage.kind, StageKind::Check(_) | StageKind::Approval(_));
             self.record(stage, outcome, result).await?;
             if failed {
-                return Err(PlatformError::Workflow(format!(
-                    "stage `{}` failed: {}",
-                    stage.id,
-                    error.unwrap_or_default()
-                )));
+                return Err(PlatformError::StageFailed {
+                    stage: stage.id.clone(),
+                    message: error.unwrap_or_default(),
+                });
             }
             if rejected && self.stops_on_rejection(stage) {
                 return Err(PlatformError::Rejected {
@@ -275,13 +273,13 @@ impl<'a> WorkflowRun<'a> {
         }
     }
 
-    fn template_error(&self, stage: &Stage, e: impl std::fmt::Display) -> PlatformError {
-        PlatformError::Workflow(format!(
-            "{}: stage `{}` (line {}): {e}",
-            self.workflow.name(),
-            stage.id,
-            stage.line
-        ))
+    fn template_error(&self, stage: &Stage, source: TemplateError) -> PlatformError {
+        PlatformError::Template {
+            workflow: self.workflow.name().to_owned(),
+            stage: stage.id.clone(),
+            line: stage.line,
+            source,
+        }
     }
 
     /// Commits a stage's result and tells subscribers.

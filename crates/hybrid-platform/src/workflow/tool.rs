@@ -60,13 +60,12 @@ impl super::WorkflowRun<'_> {
     ) -> Result<ToolRun, PlatformError> {
         match self.t.store.journal_begin(&self.task.id, key).await? {
             JournalBegin::Finished(recorded) => {
-                let _ = self
-                    .t
+                self.t
                     .sink
                     .emit(EventKind::Warning {
                         message: format!("{key}: already ran; its recorded result is reused"),
                     })
-                    .await;
+                    .await?;
                 return Ok(
                     serde_json::from_value(recorded).unwrap_or_else(|_| ToolRun {
                         content: "(recorded result unreadable)".into(),
@@ -87,7 +86,7 @@ impl super::WorkflowRun<'_> {
             }
             JournalBegin::Started => {}
         }
-        let run = self.run_tool(key, tool, arguments, gate).await;
+        let run = self.run_tool(key, tool, arguments, gate).await?;
         let value = serde_json::to_value(&run).unwrap_or(Value::Null);
         self.t
             .store
@@ -102,15 +101,14 @@ impl super::WorkflowRun<'_> {
         tool: &str,
         arguments: Value,
         gate: &PolicyGate,
-    ) -> ToolRun {
+    ) -> Result<ToolRun, PlatformError> {
         let request = ToolRequest {
             agent: "workflow",
             call_id: key,
             tool,
             arguments: &arguments,
         };
-        let _ = self
-            .t
+        self.t
             .sink
             .emit(EventKind::ToolCall {
                 stage: key
@@ -123,7 +121,7 @@ impl super::WorkflowRun<'_> {
                 name: tool.to_owned(),
                 arguments: arguments.clone(),
             })
-            .await;
+            .await?;
         let run = match gate.check(request).await {
             GateDecision::Deny { rule, reason } => ToolRun {
                 content: format!("denied by {rule}: {reason}"),
@@ -171,8 +169,9 @@ impl super::WorkflowRun<'_> {
                 ..AuditNote::default()
             })
             .await;
-        let _ = self
-            .t
+        // Failing here leaves the journal entry begun, not finished: a resume
+        // reports that the call may have run instead of running it again.
+        self.t
             .sink
             .emit(EventKind::ToolResult {
                 stage: key
@@ -185,8 +184,8 @@ impl super::WorkflowRun<'_> {
                 output: run.content.clone(),
                 is_error: run.is_error,
             })
-            .await;
-        run
+            .await?;
+        Ok(run)
     }
 }
 

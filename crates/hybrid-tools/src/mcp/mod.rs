@@ -104,6 +104,7 @@ impl McpServerSpec {
 
 /// Why an MCP server could not be used. Every message is one line naming the server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum McpError {
     /// The spec cannot work (bad name, empty command, bad URL or header).
     #[error("MCP server `{server}`: invalid configuration: {message}")]

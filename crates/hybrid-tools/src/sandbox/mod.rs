@@ -83,27 +83,31 @@ pub struct RunOutcome {
 }
 
 /// Why a command could not be run at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SandboxError {
     /// The workspace is missing or not a directory.
-    Workspace(String),
-    /// The kernel lacks what the sandbox needs (fails closed).
+    #[error("workspace error: `{}`: {source}", path.display())]
+    Workspace {
+        /// The workspace as given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel lacks what the sandbox needs (fails closed): what is missing, and why.
+    #[error("sandbox unavailable: {0}")]
     Unavailable(String),
-    /// Spawning failed.
-    Spawn(String),
+    /// Setting up or starting the command failed.
+    #[error("could not start the command: {what}: {source}")]
+    Spawn {
+        /// What was being done (`` `bash` ``, `a private TMPDIR`).
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
-
-impl std::fmt::Display for SandboxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Workspace(m) => write!(f, "workspace error: {m}"),
-            Self::Unavailable(m) => write!(f, "sandbox unavailable: {m}"),
-            Self::Spawn(m) => write!(f, "could not start the command: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for SandboxError {}
 
 /// What this kernel offers the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,18 +184,24 @@ pub async fn run(
     timeout: Duration,
     ctx: &ToolContext,
 ) -> Result<RunOutcome, SandboxError> {
-    let workspace = std::fs::canonicalize(&ctx.workspace)
-        .map_err(|e| SandboxError::Workspace(format!("`{}`: {e}", ctx.workspace.display())))?;
+    let workspace =
+        std::fs::canonicalize(&ctx.workspace).map_err(|source| SandboxError::Workspace {
+            path: ctx.workspace.clone(),
+            source,
+        })?;
     if !workspace.is_dir() {
-        return Err(SandboxError::Workspace(format!(
-            "`{}` is not a directory",
-            workspace.display()
-        )));
+        return Err(SandboxError::Workspace {
+            path: workspace,
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
     }
     let tmp = tempfile::Builder::new()
         .prefix("hybrid-tool-")
         .tempdir()
-        .map_err(|e| SandboxError::Spawn(format!("cannot create a private TMPDIR: {e}")))?;
+        .map_err(|source| SandboxError::Spawn {
+            what: "a private TMPDIR".into(),
+            source,
+        })?;
 
     let mut cmd = std::process::Command::new(program);
     cmd.args(args)
@@ -223,12 +233,17 @@ pub async fn run(
     #[cfg(target_os = "linux")]
     let (mut child, confinement) = match spawned {
         Ok(child) => (child, confined.label),
-        Err(e) => return Err(confined.spawn_error(program, &e)),
+        Err(e) => return Err(confined.spawn_error(program, e)),
     };
     #[cfg(not(target_os = "linux"))]
     let (mut child, confinement) = match spawned {
         Ok(child) => (child, "none"),
-        Err(e) => return Err(SandboxError::Spawn(format!("`{program}`: {e}"))),
+        Err(source) => {
+            return Err(SandboxError::Spawn {
+                what: format!("`{program}`"),
+                source,
+            });
+        }
     };
     let pid = child.id();
     // If this future is dropped mid-run (the agent loop gave up), still kill the group.

@@ -55,10 +55,13 @@ pub(super) struct Confined {
 
 impl Confined {
     /// The error to show for a failed `spawn`: the isolation step that failed, if one did.
-    pub(super) fn spawn_error(&self, program: &str, error: &io::Error) -> SandboxError {
+    pub(super) fn spawn_error(&self, program: &str, error: io::Error) -> SandboxError {
         match self.report.failure() {
             Some(failure) => SandboxError::Unavailable(failure.to_string()),
-            None => SandboxError::Spawn(format!("`{program}`: {error}")),
+            None => SandboxError::Spawn {
+                what: format!("`{program}`"),
+                source: error,
+            },
         }
     }
 }
@@ -101,7 +104,10 @@ pub(super) fn confine(
         }
         Ok(())
     };
-    let report = isolate::install(cmd, mode, Box::new(apply))
-        .map_err(|e| SandboxError::Spawn(format!("cannot create the report pipe: {e}")))?;
+    let report =
+        isolate::install(cmd, mode, Box::new(apply)).map_err(|source| SandboxError::Spawn {
+            what: "the sandbox's report pipe".into(),
+            source,
+        })?;
     Ok(Confined { label, report })
 }

@@ -15,8 +15,9 @@
 //! | [`journal`] | resumable tasks: the journal of side effects ([`JournalBegin`], [`JournalEntry`], [`JournalState`]) and task leases |
 //! | [`redact`] | [`Redactor`]: secrets out of audit records |
 //! | [`connect`](mod@connect) | [`connect()`] by URL, [`default_sqlite_url`] |
-//! | [`sqlite`] | [`SqliteStore`] |
-//! | [`postgres`] | [`PostgresStore`], [`connect_postgres_in_schema`] for isolated tests |
+//! | [`sql`] | [`SqlStore`]: the one implementation of [`Store`], every query written once, over a [`Dialect`](sql::Dialect) |
+//! | [`sqlite`] | the SQLite dialect and [`SqliteStore`] (`SqlStore<Sqlite>`) |
+//! | [`postgres`] | the PostgreSQL dialect and [`PostgresStore`] (`SqlStore<Postgres>`), [`connect_postgres_in_schema`] for isolated tests |
 //! | [`error`] | [`StoreError`] |
 //!
 //! ```no_run
@@ -39,6 +40,7 @@ pub mod error;
 pub mod journal;
 pub mod postgres;
 pub mod redact;
+pub mod sql;
 pub mod sqlite;
 pub mod store;
 
@@ -50,5 +52,6 @@ pub use error::StoreError;
 pub use journal::{JournalBegin, JournalEntry, JournalState};
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
 pub use redact::Redactor;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};

@@ -7,11 +7,19 @@
 //! find the write lock taken sleep and re-poll (the busy timeout) in no
 //! particular order, so under load one of many pooled writers could wait out
 //! any timeout. So every write of this process goes through one dedicated
-//! writer connection, handed out first come, first served: writes queue in
-//! order instead of polling, and reads use a separate pool of up to
-//! 8 connections that WAL lets run while a write is in progress. The 10 s
-//! busy timeout now only covers writers in *other* processes. A write waits
-//! at most 60 s for its turn at the writer before failing.
+//! writer connection, driven by one writer task: writes queue in order
+//! instead of polling, and reads use a separate pool of up to 8 connections
+//! that WAL lets run while a write is in progress. The 10 s busy timeout now
+//! only covers writers in *other* processes. A write waits at most 60 s for
+//! its turn at the writer before failing; one whose caller went away before
+//! its turn is dropped.
+//!
+//! **Group commit.** The writer task runs every write waiting in the queue
+//! (up to 512) in one transaction, each in a savepoint of its own if it has
+//! several statements, and answers each caller only after that transaction
+//! has committed: one commit serves many concurrent callers, and every write
+//! is still committed (visible to other processes) before its call returns.
+//! A write that fails is undone alone and ends its batch.
 //!
 //! Every write transaction starts with `BEGIN IMMEDIATE`, so it takes the
 //! write lock up front instead of failing when it upgrades from reading to
@@ -30,8 +38,9 @@
 //! (fixed width, so text order is time order), JSON is `TEXT`. Leases use
 //! the application's clock (see [`journal`](crate::journal)).
 
+use std::collections::VecDeque;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
@@ -39,6 +48,7 @@ use sqlx::sqlite::{
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, Job, Outcome, Row, SqlStore};
@@ -50,6 +60,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read connections of a file database.
 const MAX_READ_CONNECTIONS: u32 = 8;
+/// Writes committed together at most.
+const MAX_BATCH: usize = 512;
 
 /// A [`Store`](crate::Store) on a SQLite file or in memory.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -59,9 +71,8 @@ pub type SqliteStore = SqlStore<Sqlite>;
 pub struct Sqlite {
     /// Reads; in memory, the one connection that does everything.
     pool: SqlitePool,
-    /// Every write: one connection, handed out in FIFO order (sqlx's pool
-    /// queues on a fair semaphore). The same pool as `pool` in memory.
-    writer: SqlitePool,
+    /// Where writes queue for the writer task, in order.
+    queue: mpsc::UnboundedSender<Box<dyn Write>>,
 }
 
 impl SqlStore<Sqlite> {
@@ -144,7 +155,11 @@ impl SqlStore<Sqlite> {
                 error,
             })?;
         drop(migrate_lock);
-        Ok(SqlStore::new(Sqlite { pool, writer }))
+        let (queue, queued) = mpsc::unbounded_channel();
+        // The writer connection is the writer task's alone (in memory it is
+        // `pool`'s one connection, borrowed for each batch).
+        tokio::spawn(write_loop(writer, queued));
+        Ok(SqlStore::new(Sqlite { pool, queue }))
     }
 
     /// The connection pool the store reads with, for callers that need SQL
@@ -275,28 +290,217 @@ impl Dialect for Sqlite {
 
     fn write<T: Send + 'static>(
         &self,
-        _atomic: Atomic,
+        atomic: Atomic,
         context: String,
         job: Job<SqliteConnection, T>,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         Box::pin(async move {
-            let err = |e| StoreError::query(&context, e);
-            let mut tx = self
-                .writer
-                .begin_with("BEGIN IMMEDIATE")
+            let (reply, answer) = oneshot::channel();
+            let queued = Box::new(Queued {
+                atomic,
+                context: context.clone(),
+                job,
+                reply,
+                deadline: Instant::now() + WRITE_QUEUE_TIMEOUT,
+            });
+            self.queue
+                .send(queued)
+                .map_err(|_| StoreError::query(&context, sqlx::Error::PoolClosed))?;
+            answer
+                .await
+                .map_err(|_| StoreError::query(&context, sqlx::Error::WorkerCrashed))?
+        })
+    }
+}
+
+/// A write waiting for the writer, with where to send its answer.
+struct Queued<T> {
+    atomic: Atomic,
+    context: String,
+    job: Job<SqliteConnection, T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    /// When it stops waiting for its turn.
+    deadline: Instant,
+}
+
+/// A [`Queued`] write of any answer type.
+trait Write: Send {
+    /// Whether the caller still waits for it: a write whose caller went
+    /// away before its turn never happens.
+    fn is_wanted(&self) -> bool;
+    /// Whether it has waited too long for its turn.
+    fn is_late(&self, now: Instant) -> bool;
+    /// Runs it in the batch's transaction (in a savepoint of its own if it
+    /// has several statements); its answer, to send after the commit.
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Answer>>;
+    /// Answers with `error` without running it.
+    fn fail(self: Box<Self>, error: sqlx::Error);
+}
+
+/// The answer of a write that ran, held until its batch commits.
+trait Answer: Send {
+    /// Whether the write failed (which may have ended the transaction).
+    fn failed(&self) -> bool;
+    /// Sends the answer: the write's own error, else the commit's.
+    fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>);
+}
+
+struct Ran<T> {
+    result: Result<T, StoreError>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    context: String,
+}
+
+impl<T: Send + 'static> Write for Queued<T> {
+    fn is_wanted(&self) -> bool {
+        !self.reply.is_closed()
+    }
+
+    fn is_late(&self, now: Instant) -> bool {
+        now > self.deadline
+    }
+
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Answer>> {
+        Box::pin(async move {
+            let Queued {
+                atomic,
+                context,
+                job,
+                reply,
+                ..
+            } = *self;
+            let result = run_job(conn, atomic, &context, job).await;
+            Box::new(Ran {
+                result,
+                reply,
+                context,
+            }) as Box<dyn Answer>
+        })
+    }
+
+    fn fail(self: Box<Self>, error: sqlx::Error) {
+        let _ = self
+            .reply
+            .send(Err(StoreError::query(&self.context, error)));
+    }
+}
+
+impl<T: Send + 'static> Answer for Ran<T> {
+    fn failed(&self) -> bool {
+        self.result.is_err()
+    }
+
+    fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>) {
+        let answer = match (self.result, commit) {
+            (Ok(_), Err(e)) => Err(StoreError::query(&self.context, copy_error(e))),
+            (result, _) => result,
+        };
+        // A caller that went away after its write ran gets no answer; the
+        // write stands.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Runs one job; with several statements inside a savepoint, so that its
+/// failure or [`Outcome::Rollback`] undoes only its own writes.
+async fn run_job<T>(
+    conn: &mut SqliteConnection,
+    atomic: Atomic,
+    context: &str,
+    job: Job<SqliteConnection, T>,
+) -> Result<T, StoreError> {
+    let err = |e| StoreError::query(context, e);
+    let savepoint = atomic == Atomic::Transaction;
+    if savepoint {
+        Sqlite::execute(conn, "SAVEPOINT write_job", Vec::new())
+            .await
+            .map_err(err)?;
+    }
+    let outcome = job(conn).await;
+    if savepoint {
+        if !matches!(outcome, Ok(Outcome::Commit(_))) {
+            Sqlite::execute(conn, "ROLLBACK TO write_job", Vec::new())
                 .await
                 .map_err(err)?;
-            match job(&mut tx).await? {
-                Outcome::Commit(v) => {
-                    tx.commit().await.map_err(err)?;
-                    Ok(v)
-                }
-                Outcome::Rollback(v) => {
-                    tx.rollback().await.map_err(err)?;
-                    Ok(v)
-                }
+        }
+        Sqlite::execute(conn, "RELEASE write_job", Vec::new())
+            .await
+            .map_err(err)?;
+    }
+    match outcome? {
+        Outcome::Commit(v) | Outcome::Rollback(v) => Ok(v),
+    }
+}
+
+/// An error for every write of a batch (sqlx errors do not clone).
+fn copy_error(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Protocol(format!("the batch of writes did not commit: {other}")),
+    }
+}
+
+/// The writer: takes the queued writes in order and runs as many as are
+/// waiting (up to [`MAX_BATCH`]) in one `BEGIN IMMEDIATE` transaction on the
+/// writer connection, then answers each once that transaction has committed
+/// (group commit: one commit for many callers, each still durable when
+/// answered). A write that fails ends its batch early (its error may have
+/// ended the transaction); the rest go into the next. Ends when every handle
+/// of the store is dropped.
+async fn write_loop(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Box<dyn Write>>) {
+    let mut backlog: VecDeque<Box<dyn Write>> = VecDeque::new();
+    loop {
+        if backlog.is_empty() {
+            match queue.recv().await {
+                Some(first) => backlog.push_back(first),
+                None => return,
             }
-        })
+        }
+        while backlog.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => backlog.push_back(next),
+                Err(_) => break,
+            }
+        }
+        run_batch(&writer, &mut backlog).await;
+    }
+}
+
+/// Runs writes from the front of `backlog` in one transaction, until it is
+/// empty or one fails.
+async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) {
+    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for write in backlog.drain(..) {
+                write.fail(copy_error(&e));
+            }
+            return;
+        }
+    };
+    let mut ran: Vec<Box<dyn Answer>> = Vec::with_capacity(backlog.len());
+    while let Some(write) = backlog.pop_front() {
+        if !write.is_wanted() {
+            continue;
+        }
+        if write.is_late(Instant::now()) {
+            write.fail(sqlx::Error::PoolTimedOut);
+            continue;
+        }
+        let answer = write.run(&mut tx).await;
+        let failed = answer.failed();
+        ran.push(answer);
+        if failed {
+            break;
+        }
+    }
+    if ran.is_empty() {
+        return;
+    }
+    let commit = tx.commit().await;
+    for answer in ran {
+        answer.send(commit.as_ref().map(|_| ()));
     }
 }
 
@@ -478,7 +682,25 @@ mod tests {
         store.put_stage(id, 0, "answer", &stage()).await.unwrap();
 
         // The writer busy, as if in a long write: every read still answers.
-        let held = store.d.writer.acquire().await.unwrap();
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let (entered, inside) = tokio::sync::oneshot::channel::<()>();
+        let holder = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let hold = crate::sql::job(move |_: &mut SqliteConnection| {
+                    Box::pin(async move {
+                        let _ = entered.send(());
+                        let _ = held.await;
+                        Ok(Outcome::Commit(()))
+                    })
+                });
+                store
+                    .d
+                    .write(Atomic::Statement, "holding the writer".into(), hold)
+                    .await
+            })
+        };
+        inside.await.unwrap();
         let reads = async {
             assert!(store.get_task(id).await.unwrap().is_some());
             assert_eq!(
@@ -514,9 +736,24 @@ mod tests {
                 .await
                 .is_err()
         );
-        drop(held);
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
         store.transition(id, Routing, None).await.unwrap();
         store.set_route(id, &route()).await.unwrap();
+    }
+
+    /// `journal_mode`, `synchronous` and `busy_timeout` of a connection.
+    fn pragmas(c: &mut SqliteConnection) -> BoxFuture<'_, Result<Outcome<Vec<Cell>>, StoreError>> {
+        Box::pin(async move {
+            let mut values = Vec::new();
+            for pragma in ["journal_mode", "synchronous", "busy_timeout"] {
+                let mut rows = Sqlite::fetch(c, &format!("PRAGMA {pragma}"), Vec::new())
+                    .await
+                    .unwrap();
+                values.push(rows.remove(0).0.remove(0));
+            }
+            Ok(Outcome::Commit(values))
+        })
     }
 
     #[tokio::test]
@@ -526,23 +763,27 @@ mod tests {
             SqliteStore::connect(&format!("sqlite://{}", dir.path().join("p.db").display()))
                 .await
                 .unwrap();
-        for pool in [&store.d.writer, &store.d.pool] {
-            let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(mode, "wal");
-            // 1 = NORMAL.
-            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(sync, 1);
-            let (timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(timeout, 10_000);
+        // The writer, through a write; a reader, through a read.
+        let on_writer = store
+            .d
+            .write(
+                Atomic::Statement,
+                "pragmas".into(),
+                crate::sql::job(pragmas),
+            )
+            .await
+            .unwrap();
+        let on_reader = store
+            .d
+            .read("pragmas".into(), crate::sql::job(pragmas))
+            .await
+            .unwrap();
+        for values in [on_writer, on_reader] {
+            // WAL, 1 = NORMAL, 10 s.
+            assert_eq!(
+                values,
+                [Cell::Text("wal".into()), Cell::Int(1), Cell::Int(10_000)]
+            );
         }
     }
 }

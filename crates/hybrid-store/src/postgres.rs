@@ -216,6 +216,8 @@ impl Dialect for Postgres {
     const LEASE_UNTIL: &'static str = "now() + $3 * INTERVAL '1 microsecond'";
     const MAX_BIND_PARAMS: usize = 65_535;
 
+    const DML_IN_CTE: bool = true;
+
     type Conn = PgConnection;
 
     fn lease_clock(_now: DateTime<Utc>, _until: DateTime<Utc>, ttl_micros: i64) -> Vec<Arg> {

@@ -226,6 +226,8 @@ impl Dialect for Sqlite {
     const LEASE_UNTIL: &'static str = "$4";
     const MAX_BIND_PARAMS: usize = 32_766;
 
+    const DML_IN_CTE: bool = false;
+
     type Conn = SqliteConnection;
 
     fn lease_clock(now: DateTime<Utc>, until: DateTime<Utc>, _ttl_micros: i64) -> Vec<Arg> {

@@ -280,6 +280,7 @@ pub fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
 /// | [`AUDIT_LOCK`](Self::AUDIT_LOCK) | none (the write lock is held) | `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE` |
 /// | [`LEASE_NOW`](Self::LEASE_NOW), [`LEASE_UNTIL`](Self::LEASE_UNTIL), [`lease_clock`](Self::lease_clock) | the application's clock, bound | the database's `now()` |
 /// | [`MAX_BIND_PARAMS`](Self::MAX_BIND_PARAMS) | 32,766 | 65,535 |
+/// | [`DML_IN_CTE`](Self::DML_IN_CTE) | no: a status change is two statements in the batch | yes: one statement, no `BEGIN`/`COMMIT` |
 /// | [`insert_events`](Self::insert_events) | multi-row `VALUES` (the default) | one `UNNEST` of arrays |
 pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// `sqlite` or `postgres`, as [`Store::backend`](crate::Store::backend) says.
@@ -307,6 +308,11 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// Bind parameters one statement may have.
     const MAX_BIND_PARAMS: usize;
+
+    /// Whether a write can feed another in one statement (`WITH done AS
+    /// (UPDATE … RETURNING id) INSERT … SELECT … FROM done`), which saves a
+    /// transaction's round trips.
+    const DML_IN_CTE: bool;
 
     /// A connection statements run on (in a transaction or not).
     type Conn: Send;

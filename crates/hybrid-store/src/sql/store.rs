@@ -50,9 +50,6 @@ enum Cas {
 const INSERT_TASK: &str = "INSERT INTO tasks (id, description, task_type, priority, status, \
                            submitted_by, task, created_at, updated_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const INSERT_STATUS_CHANGE: &str = "INSERT INTO status_changes \
-                                    (task_id, from_status, to_status, reason, at) \
-                                    VALUES ($1, $2, $3, $4, $5)";
 const UPDATE_STATUS: &str =
     "UPDATE tasks SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4";
 const UPDATE_STATUS_AND_RESULT: &str = "UPDATE tasks SET status = $1, updated_at = $2, \
@@ -81,6 +78,43 @@ fn q(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 }
 
 impl<D: Dialect> SqlStore<D> {
+    /// How [`with_history`](Self::with_history) writes: one statement where
+    /// the dialect chains writes in a `WITH`, else a transaction.
+    const HISTORY_WRITE: Atomic = if D::DML_IN_CTE {
+        Atomic::Statement
+    } else {
+        Atomic::Transaction
+    };
+
+    /// Runs `write` (an `INSERT` or `UPDATE` of at most one task row, whose
+    /// id is the parameter `id`) and, if it changed a row, records the
+    /// status change `(id, history)` (`from_status, to_status, reason, at`
+    /// in terms of the same parameters); how many rows `write` changed.
+    /// With [`Dialect::DML_IN_CTE`] one statement (`WITH done AS (… RETURNING
+    /// id) INSERT … SELECT … FROM done`: one round trip, atomic by itself);
+    /// else two, in the caller's transaction.
+    async fn with_history(
+        c: &mut D::Conn,
+        write: &str,
+        id: &str,
+        history: &str,
+        args: Vec<Arg>,
+    ) -> Result<u64, sqlx::Error> {
+        const INSERT: &str =
+            "INSERT INTO status_changes (task_id, from_status, to_status, reason, at)";
+        if D::DML_IN_CTE {
+            let sql = format!(
+                "WITH done AS ({write} RETURNING id) {INSERT} SELECT id, {history} FROM done"
+            );
+            return D::execute(c, &sql, args).await;
+        }
+        let changed = D::execute(c, write, args.clone()).await?;
+        if changed == 1 {
+            D::execute(c, &format!("{INSERT} VALUES ({id}, {history})"), args).await?;
+        }
+        Ok(changed)
+    }
+
     /// The store on a connected, migrated backend.
     pub(crate) fn new(d: D) -> Self {
         SqlStore { d }
@@ -128,7 +162,7 @@ impl<D: Dialect> SqlStore<D> {
             let cas = self
                 .d
                 .write(
-                    Atomic::Transaction,
+                    Self::HISTORY_WRITE,
                     context.clone(),
                     job(move |c| {
                         Box::pin(async move {
@@ -202,21 +236,17 @@ impl<D: Dialect> SqlStore<D> {
                 UPDATE_STATUS_AND_RESULT
             }
         };
-        let updated = D::execute(c, sql, update).await.map_err(q(context))?;
+        let updated = if already {
+            D::execute(c, sql, update).await
+        } else {
+            // The change: from $4 to $1, why, at $2.
+            let why = format!("${}", update.len() + 1);
+            update.push(Arg::from(reason));
+            Self::with_history(c, sql, "$3", &format!("$4, $1, {why}, $2"), update).await
+        }
+        .map_err(q(context))?;
         if updated != 1 {
             return Ok(Outcome::Rollback(Cas::Lost));
-        }
-        if !already {
-            let change = args![
-                id.as_str(),
-                from.as_str(),
-                to.as_str(),
-                reason,
-                Arg::time(now)
-            ];
-            D::execute(c, INSERT_STATUS_CHANGE, change)
-                .await
-                .map_err(q(context))?;
         }
         Ok(Outcome::Commit(Cas::Done(from)))
     }
@@ -446,27 +476,20 @@ impl<D: Dialect> Store for SqlStore<D> {
         let ctx = context.clone();
         self.d
             .write(
-                Atomic::Transaction,
+                Self::HISTORY_WRITE,
                 context,
                 job(move |c| {
                     Box::pin(async move {
-                        D::execute(c, INSERT_TASK, insert).await.map_err(|e| {
-                            if is_unique_violation(&e) {
-                                StoreError::AlreadyExists(format!("task {id}"))
-                            } else {
-                                StoreError::query(&ctx, e)
-                            }
-                        })?;
-                        let created = args![
-                            id.as_str(),
-                            Option::<String>::None,
-                            TaskStatus::Pending.as_str(),
-                            Option::<String>::None,
-                            Arg::time(now),
-                        ];
-                        D::execute(c, INSERT_STATUS_CHANGE, created)
+                        // The creation entry: from NULL to `pending` ($5) at $9.
+                        Self::with_history(c, INSERT_TASK, "$1", "NULL, $5, NULL, $9", insert)
                             .await
-                            .map_err(q(&ctx))?;
+                            .map_err(|e| {
+                                if is_unique_violation(&e) {
+                                    StoreError::AlreadyExists(format!("task {id}"))
+                                } else {
+                                    StoreError::query(&ctx, e)
+                                }
+                            })?;
                         Ok(Outcome::Commit(()))
                     })
                 }),

@@ -26,11 +26,13 @@ use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow,
     PgTypeInfo,
 };
-use sqlx::{Column as _, Connection, Row as _, TypeInfo as _, ValueRef as _};
+use sqlx::{Connection, Row as _};
 
 use crate::StoreError;
 use crate::codec::micros;
-use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, EventRow, Job, Outcome, Row, SqlStore};
+use crate::sql::{
+    Arg, Atomic, BoxFuture, Cell, Dialect, EventRow, Job, Outcome, Row, SqlStore, row_cells,
+};
 
 const BACKEND: &str = "postgres";
 const MAX_CONNECTIONS: u32 = 10;
@@ -98,19 +100,13 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
 }
 
 fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    PgConnectOptions::from_str(url).map_err(|error| StoreError::Connection {
-        backend: BACKEND,
-        error,
-    })
+    PgConnectOptions::from_str(url).map_err(StoreError::connection(BACKEND))
 }
 
 async fn admin_connection(url: &str) -> Result<PgConnection, StoreError> {
     PgConnection::connect_with(&options(url)?)
         .await
-        .map_err(|error| StoreError::Connection {
-            backend: BACKEND,
-            error,
-        })
+        .map_err(StoreError::connection(BACKEND))
 }
 
 impl SqlStore<Postgres> {
@@ -124,17 +120,11 @@ impl SqlStore<Postgres> {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|error| StoreError::Connection {
-                backend: BACKEND,
-                error,
-            })?;
+            .map_err(StoreError::connection(BACKEND))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|error| StoreError::Migration {
-                backend: BACKEND,
-                error,
-            })?;
+            .map_err(StoreError::migration(BACKEND))?;
         Ok(SqlStore::new(Postgres { pool }))
     }
 
@@ -172,33 +162,26 @@ fn query<'q>(sql: &'q str, args: &'q [Arg]) -> sqlx::query::Query<'q, sqlx::Post
 
 /// A row's values by their column types.
 fn cells(row: &PgRow) -> Result<Row, sqlx::Error> {
-    let mut cells = Vec::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i)?;
-        let cell = if raw.is_null() {
-            Cell::Null
-        } else {
-            match column.type_info().name() {
-                "INT8" => Cell::Int(row.try_get_unchecked(i)?),
-                "INT4" => Cell::Int(i64::from(row.try_get_unchecked::<i32, _>(i)?)),
-                "INT2" => Cell::Int(i64::from(row.try_get_unchecked::<i16, _>(i)?)),
-                "FLOAT8" => Cell::Float(row.try_get_unchecked(i)?),
-                "TIMESTAMPTZ" => Cell::Time(row.try_get_unchecked(i)?),
-                // Binary `json` is the text as stored.
-                "JSON" => Cell::Text(
-                    raw.as_str()
-                        .map_err(|source| sqlx::Error::ColumnDecode {
-                            index: i.to_string(),
-                            source,
-                        })?
-                        .to_owned(),
-                ),
-                _ => Cell::Text(row.try_get(i)?),
-            }
-        };
-        cells.push(cell);
-    }
-    Ok(Row(cells))
+    row_cells(row, |row, i, column| {
+        Ok(match column {
+            "INT8" => Cell::Int(row.try_get_unchecked(i)?),
+            "INT4" => Cell::Int(i64::from(row.try_get_unchecked::<i32, _>(i)?)),
+            "INT2" => Cell::Int(i64::from(row.try_get_unchecked::<i16, _>(i)?)),
+            "FLOAT8" => Cell::Float(row.try_get_unchecked(i)?),
+            "TIMESTAMPTZ" => Cell::Time(row.try_get_unchecked(i)?),
+            // Binary `json` is the text as stored.
+            "JSON" => Cell::Text(
+                row.try_get_raw(i)?
+                    .as_str()
+                    .map_err(|source| sqlx::Error::ColumnDecode {
+                        index: i.to_string(),
+                        source,
+                    })?
+                    .to_owned(),
+            ),
+            _ => Cell::Text(row.try_get(i)?),
+        })
+    })
 }
 
 impl Dialect for Postgres {
@@ -216,71 +199,20 @@ impl Dialect for Postgres {
     const LEASE_UNTIL: &'static str = "now() + $3 * INTERVAL '1 microsecond'";
     const MAX_BIND_PARAMS: usize = 65_535;
 
+    const SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const DML_IN_CTE: bool = true;
 
+    type Db = sqlx::Postgres;
     type Conn = PgConnection;
 
     fn lease_clock(_now: DateTime<Utc>, _until: DateTime<Utc>, ttl_micros: i64) -> Vec<Arg> {
         vec![Arg::Int(Some(ttl_micros))]
     }
 
-    fn execute<'a>(
-        conn: &'a mut PgConnection,
-        sql: &'a str,
-        args: Vec<Arg>,
-    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        Box::pin(async move {
-            let done = query(sql, &args).execute(&mut *conn).await?;
-            Ok(done.rows_affected())
-        })
-    }
+    crate::sql::run_statements!(PgConnection);
 
-    fn fetch<'a>(
-        conn: &'a mut PgConnection,
-        sql: &'a str,
-        args: Vec<Arg>,
-    ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>> {
-        Box::pin(async move {
-            let rows = query(sql, &args).fetch_all(&mut *conn).await?;
-            rows.iter().map(cells).collect()
-        })
-    }
-
-    fn read<T: Send + 'static>(
-        &self,
-        context: String,
-        job: Job<PgConnection, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| StoreError::query(&context, e))?;
-            match job(&mut conn).await? {
-                Outcome::Commit(v) | Outcome::Rollback(v) => Ok(v),
-            }
-        })
-    }
-
-    fn read_snapshot<T: Send + 'static>(
-        &self,
-        context: String,
-        job: Job<PgConnection, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let err = |e| StoreError::query(&context, e);
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map_err(err)?;
-            let value = match job(&mut tx).await? {
-                Outcome::Commit(v) | Outcome::Rollback(v) => v,
-            };
-            tx.commit().await.map_err(err)?;
-            Ok(value)
-        })
+    fn read_pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// One statement runs in autocommit (a job answering

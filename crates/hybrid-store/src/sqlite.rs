@@ -43,15 +43,15 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row as _;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
-use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, Job, Outcome, Row, SqlStore};
+use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, Job, Outcome, Row, SqlStore, row_cells};
 
 const BACKEND: &str = "sqlite";
 /// How long a write waits for another process's writer to let go.
@@ -87,10 +87,7 @@ impl SqlStore<Sqlite> {
         url: &str,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let conn_err = |error| StoreError::Connection {
-            backend: BACKEND,
-            error,
-        };
+        let conn_err = StoreError::connection(BACKEND);
         let options = SqliteConnectOptions::from_str(url)
             .map_err(conn_err)?
             .foreign_keys(true)
@@ -150,10 +147,7 @@ impl SqlStore<Sqlite> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
-            .map_err(|error| StoreError::Migration {
-                backend: BACKEND,
-                error,
-            })?;
+            .map_err(StoreError::migration(BACKEND))?;
         drop(migrate_lock);
         let (queue, queued) = mpsc::unbounded_channel();
         // The writer connection is the writer task's alone (in memory it is
@@ -196,21 +190,13 @@ fn query<'q>(
 
 /// A row's values by their stored type.
 fn cells(row: &SqliteRow) -> Result<Row, sqlx::Error> {
-    let mut cells = Vec::with_capacity(row.len());
-    for i in 0..row.len() {
-        let raw = row.try_get_raw(i)?;
-        let cell = if raw.is_null() {
-            Cell::Null
-        } else {
-            match raw.type_info().name() {
-                "INTEGER" | "BOOLEAN" => Cell::Int(row.try_get_unchecked(i)?),
-                "REAL" => Cell::Float(row.try_get_unchecked(i)?),
-                _ => Cell::Text(row.try_get_unchecked(i)?),
-            }
-        };
-        cells.push(cell);
-    }
-    Ok(Row(cells))
+    row_cells(row, |row, i, stored| {
+        Ok(match stored {
+            "INTEGER" | "BOOLEAN" => Cell::Int(row.try_get_unchecked(i)?),
+            "REAL" => Cell::Float(row.try_get_unchecked(i)?),
+            _ => Cell::Text(row.try_get_unchecked(i)?),
+        })
+    })
 }
 
 impl Dialect for Sqlite {
@@ -226,68 +212,20 @@ impl Dialect for Sqlite {
     const LEASE_UNTIL: &'static str = "$4";
     const MAX_BIND_PARAMS: usize = 32_766;
 
+    const SNAPSHOT: &'static str = "BEGIN";
     const DML_IN_CTE: bool = false;
 
+    type Db = sqlx::Sqlite;
     type Conn = SqliteConnection;
+
+    crate::sql::run_statements!(SqliteConnection);
+
+    fn read_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 
     fn lease_clock(now: DateTime<Utc>, until: DateTime<Utc>, _ttl_micros: i64) -> Vec<Arg> {
         vec![Arg::time(now), Arg::time(until)]
-    }
-
-    fn execute<'a>(
-        conn: &'a mut SqliteConnection,
-        sql: &'a str,
-        args: Vec<Arg>,
-    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        Box::pin(async move {
-            let done = query(sql, &args).execute(&mut *conn).await?;
-            Ok(done.rows_affected())
-        })
-    }
-
-    fn fetch<'a>(
-        conn: &'a mut SqliteConnection,
-        sql: &'a str,
-        args: Vec<Arg>,
-    ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>> {
-        Box::pin(async move {
-            let rows = query(sql, &args).fetch_all(&mut *conn).await?;
-            rows.iter().map(cells).collect()
-        })
-    }
-
-    fn read<T: Send + 'static>(
-        &self,
-        context: String,
-        job: Job<SqliteConnection, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| StoreError::query(&context, e))?;
-            match job(&mut conn).await? {
-                Outcome::Commit(v) | Outcome::Rollback(v) => Ok(v),
-            }
-        })
-    }
-
-    fn read_snapshot<T: Send + 'static>(
-        &self,
-        context: String,
-        job: Job<SqliteConnection, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let err = |e| StoreError::query(&context, e);
-            // One read transaction: every query sees the same snapshot.
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            let value = match job(&mut tx).await? {
-                Outcome::Commit(v) | Outcome::Rollback(v) => v,
-            };
-            tx.commit().await.map_err(err)?;
-            Ok(value)
-        })
     }
 
     fn write<T: Send + 'static>(

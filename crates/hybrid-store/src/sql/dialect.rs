@@ -47,6 +47,15 @@ pub enum Outcome<T> {
     Rollback(T),
 }
 
+impl<T> Outcome<T> {
+    /// The answer, committed or rolled back.
+    pub fn into_inner(self) -> T {
+        match self {
+            Outcome::Commit(v) | Outcome::Rollback(v) => v,
+        }
+    }
+}
+
 /// How many statements a write runs, which decides whether it needs a
 /// transaction of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +266,32 @@ impl Row {
     }
 }
 
+/// A row's values: `NULL`s as [`Cell::Null`], the rest by `cell(row,
+/// index, type name)` (the value's type in SQLite, the column's in
+/// PostgreSQL).
+pub fn row_cells<R>(
+    row: &R,
+    cell: impl Fn(&R, usize, &str) -> Result<Cell, sqlx::Error>,
+) -> Result<Row, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+{
+    use sqlx::{TypeInfo as _, ValueRef as _};
+    (0..row.len())
+        .map(|i| {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                return Ok(Cell::Null);
+            }
+            let type_name = raw.type_info().name().to_owned();
+            drop(raw);
+            cell(row, i, &type_name)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Row)
+}
+
 /// RFC 3339 text as a timestamp.
 pub fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
@@ -272,8 +307,8 @@ pub fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
 /// | --- | --- | --- |
 /// | [`BACKEND`](Self::BACKEND) | `sqlite` | `postgres` |
 /// | [`execute`](Self::execute), [`fetch`](Self::fetch) | [`Arg::Time`] as RFC 3339 µs text, [`Arg::Json`] as `TEXT` | `TIMESTAMPTZ`, `JSON` |
-/// | [`read`](Self::read) | the read pool (in memory: the one connection) | the pool |
-/// | [`read_snapshot`](Self::read_snapshot) | `BEGIN` (a WAL snapshot) | `REPEATABLE READ READ ONLY` |
+/// | [`read_pool`](Self::read_pool) | the read pool (in memory: the one connection) | the pool |
+/// | [`SNAPSHOT`](Self::SNAPSHOT) | `BEGIN` (a WAL snapshot) | `REPEATABLE READ READ ONLY` |
 /// | [`write`](Self::write) | the single ordered writer, `BEGIN IMMEDIATE` | a pooled connection; `BEGIN` only for [`Atomic::Transaction`] |
 /// | [`JOURNAL_BEGIN`](Self::JOURNAL_BEGIN) | begin order = the task's `MAX(seq) + 1` under the write lock | an identity column |
 /// | [`FOR_UPDATE`](Self::FOR_UPDATE) | nothing (the write lock is held) | `FOR UPDATE` |
@@ -314,8 +349,18 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// transaction's round trips.
     const DML_IN_CTE: bool;
 
+    /// `BEGIN` of a read-only transaction whose statements all see one
+    /// snapshot.
+    const SNAPSHOT: &'static str;
+
+    /// The sqlx database.
+    type Db: sqlx::Database<Connection = Self::Conn>;
+
     /// A connection statements run on (in a transaction or not).
-    type Conn: Send;
+    type Conn: sqlx::Connection<Database = Self::Db>;
+
+    /// The pool reads run on.
+    fn read_pool(&self) -> &sqlx::Pool<Self::Db>;
 
     /// The parameters from `$3` that [`LEASE_NOW`](Self::LEASE_NOW) and
     /// [`LEASE_UNTIL`](Self::LEASE_UNTIL) use, for a lease of `ttl_micros`
@@ -336,19 +381,41 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
         args: Vec<Arg>,
     ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>>;
 
-    /// Runs a read-only job on a connection for reading.
+    /// Runs a read-only job on a connection of the read pool.
     fn read<T: Send + 'static>(
         &self,
         context: String,
         job: Job<Self::Conn, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>>;
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self
+                .read_pool()
+                .acquire()
+                .await
+                .map_err(|e| StoreError::query(&context, e))?;
+            Ok(job(&mut conn).await?.into_inner())
+        })
+    }
 
-    /// Runs a read-only job whose statements all see one snapshot.
+    /// Runs a read-only job whose statements all see one snapshot
+    /// ([`SNAPSHOT`](Self::SNAPSHOT)).
     fn read_snapshot<T: Send + 'static>(
         &self,
         context: String,
         job: Job<Self::Conn, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>>;
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let err = |e| StoreError::query(&context, e);
+            let mut tx = self
+                .read_pool()
+                .begin_with(Self::SNAPSHOT)
+                .await
+                .map_err(err)?;
+            let value = job(&mut tx).await?.into_inner();
+            tx.commit().await.map_err(err)?;
+            Ok(value)
+        })
+    }
 
     /// Runs a write job, all of it or none, and returns once it is committed
     /// (durable: another process sees it at once).
@@ -395,6 +462,36 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
         })
     }
 }
+
+/// The [`Dialect::execute`] and [`Dialect::fetch`] of a dialect whose
+/// module has `query(sql, &args)` (binds the [`Arg`]s) and `cells(&row)`
+/// (reads a row), for connection type `$conn`: written once for both.
+macro_rules! run_statements {
+    ($conn:ty) => {
+        fn execute<'a>(
+            conn: &'a mut $conn,
+            sql: &'a str,
+            args: Vec<$crate::sql::Arg>,
+        ) -> $crate::sql::BoxFuture<'a, Result<u64, sqlx::Error>> {
+            Box::pin(async move {
+                let done = query(sql, &args).execute(&mut *conn).await?;
+                Ok(done.rows_affected())
+            })
+        }
+
+        fn fetch<'a>(
+            conn: &'a mut $conn,
+            sql: &'a str,
+            args: Vec<$crate::sql::Arg>,
+        ) -> $crate::sql::BoxFuture<'a, Result<Vec<$crate::sql::Row>, sqlx::Error>> {
+            Box::pin(async move {
+                let rows = query(sql, &args).fetch_all(&mut *conn).await?;
+                rows.iter().map(cells).collect()
+            })
+        }
+    };
+}
+pub(crate) use run_statements;
 
 /// One `events` row, encoded.
 #[derive(Debug, Clone)]

@@ -34,8 +34,9 @@
 mod dialect;
 mod store;
 
+pub(crate) use dialect::run_statements;
 pub use dialect::{
     Arg, Atomic, BoxFuture, Cell, Dialect, EventRow, Job, Outcome, Row, job, parse_ts,
-    placeholders, values_insert,
+    placeholders, row_cells, values_insert,
 };
 pub use store::SqlStore;

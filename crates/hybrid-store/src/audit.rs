@@ -58,10 +58,11 @@
 //!
 //! [`Store::append_audit`](crate::Store::append_audit) always runs the
 //! built-in secret patterns of [`Redactor`](crate::Redactor) over the entry
-//! before hashing and writing it. Secrets only the caller knows (the values
-//! of the configured API keys) are the caller's to remove: build a
-//! `Redactor::new(values)` once and pass entries through
-//! [`Redactor::redact_entry`](crate::Redactor::redact_entry) first.
+//! before hashing and writing it, whichever way the store was opened. A store
+//! from [`connect`](crate::connect()) also removes the configured secret
+//! values it was opened with ([`RedactingStore`](crate::RedactingStore)); a
+//! caller holding others can pass entries through
+//! [`Redact::redacted`](hybrid_secrets::Redact::redacted) first.
 
 use std::fmt;
 

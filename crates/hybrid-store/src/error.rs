@@ -166,6 +166,18 @@ impl StoreError {
         }
     }
 
+    /// What a failed connect to `backend` becomes.
+    pub(crate) fn connection(backend: &'static str) -> impl Fn(sqlx::Error) -> Self + Copy {
+        move |error| StoreError::Connection { backend, error }
+    }
+
+    /// What a failed migration of `backend` becomes.
+    pub(crate) fn migration(
+        backend: &'static str,
+    ) -> impl Fn(sqlx::migrate::MigrateError) -> Self + Copy {
+        move |error| StoreError::Migration { backend, error }
+    }
+
     /// A value that did not encode.
     pub(crate) fn encode(what: impl Into<String>, detail: impl ToString) -> Self {
         StoreError::Encode {

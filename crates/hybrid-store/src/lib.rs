@@ -13,11 +13,11 @@
 //! | [`audit`] | the audit chain: [`AuditEntry`], [`AuditRecord`], [`AuditFilter`], [`AuditVerification`], the hash encoding |
 //! | [`budget`] | budgets per task, platform, submitter and day: [`BudgetScope`], [`BudgetCharge`], [`ChargeOutcome`], the ledger ([`LedgerEntry`]) |
 //! | [`journal`] | resumable tasks: the journal of side effects ([`JournalBegin`], [`JournalEntry`], [`JournalState`]) and task leases |
-//! | [`redact`] | [`Redactor`]: secrets out of audit records |
 //! | [`redacting`] | [`RedactingStore`]: every write redacted; what [`connect()`] returns |
 //! | [`connect`](mod@connect) | [`connect()`] and [`connect_redacted`] by URL, [`default_sqlite_url`] |
-//! | [`sqlite`] | [`SqliteStore`] |
-//! | [`postgres`] | [`PostgresStore`], [`connect_postgres_in_schema`] for isolated tests |
+//! | [`sql`] | [`SqlStore`]: the one implementation of [`Store`], every query written once, over a [`Dialect`](sql::Dialect) |
+//! | [`sqlite`] | the SQLite dialect and [`SqliteStore`] (`SqlStore<Sqlite>`) |
+//! | [`postgres`] | the PostgreSQL dialect and [`PostgresStore`] (`SqlStore<Postgres>`), [`connect_postgres_in_schema`] for isolated tests |
 //! | [`error`] | [`StoreError`] |
 //!
 //! ```no_run
@@ -39,8 +39,8 @@ pub mod connect;
 pub mod error;
 pub mod journal;
 pub mod postgres;
-pub mod redact;
 pub mod redacting;
+pub mod sql;
 pub mod sqlite;
 pub mod store;
 
@@ -49,9 +49,11 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification, BadReco
 pub use budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry, LedgerKind};
 pub use connect::{connect, connect_redacted, default_sqlite_url};
 pub use error::StoreError;
+/// The secrets module's redactor, which every store write passes (see [`redacting`]).
+pub use hybrid_secrets::Redactor;
 pub use journal::{JournalBegin, JournalEntry, JournalState};
 pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_schema};
-pub use redact::Redactor;
 pub use redacting::RedactingStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};

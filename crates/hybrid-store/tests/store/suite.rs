@@ -15,7 +15,7 @@ use hybrid_store::{
 };
 use serde_json::json;
 
-use super::Opener;
+use crate::harness::{Opener, clock_passes};
 use TaskStatus::*;
 
 fn sample_task(description: &str) -> Task {
@@ -1022,7 +1022,7 @@ pub async fn audit_redacts_before_writing(db: Arc<dyn Opener>) {
     );
     // …and the configured values go when the caller redacts with them.
     let stored = store
-        .append_audit(&redactor.redact_entry(entry))
+        .append_audit(&hybrid_secrets::Redact::redacted(entry, &redactor))
         .await
         .unwrap();
     assert_eq!(
@@ -1182,15 +1182,17 @@ fn new_approval(task: &TaskId, call: &str, command: &str) -> NewApproval {
     }
 }
 
-/// A stored task and `n` approval requests for it, 2 ms apart.
+/// A stored task and `n` approval requests for it, each requested later
+/// than the one before.
 async fn task_with_approvals(store: &dyn Store, n: usize) -> (TaskId, Vec<Approval>) {
     let task = Task::new("needs approval");
     store.create_task(&task).await.unwrap();
     let mut approvals = Vec::new();
     for i in 0..n {
         let new = new_approval(&task.id, &format!("call_{i}"), &format!("git push {i}"));
-        approvals.push(store.create_approval(&new).await.unwrap());
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let created = store.create_approval(&new).await.unwrap();
+        clock_passes(created.requested_at).await;
+        approvals.push(created);
     }
     (task.id, approvals)
 }
@@ -2172,8 +2174,8 @@ pub async fn lease_claim_renew_release(db: Arc<dyn Opener>) {
     assert_eq!(still.lease_owner.as_deref(), Some("alice"));
     assert_eq!(still.lease_until, Some(until));
 
-    // The holder claims again (a renewal) and renews.
-    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    // The holder claims again (a renewal) and renews, each later.
+    clock_passes(until - Duration::seconds(60)).await;
     assert!(store.claim_task(&id, "alice", ttl).await.unwrap());
     let reclaimed = store
         .get_task(&id)
@@ -2183,7 +2185,7 @@ pub async fn lease_claim_renew_release(db: Arc<dyn Opener>) {
         .lease_until
         .unwrap();
     assert!(reclaimed > until);
-    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    clock_passes(reclaimed - Duration::seconds(60)).await;
     assert!(store.renew_lease(&id, "alice", ttl).await.unwrap());
     let renewed = store
         .get_task(&id)
@@ -2230,6 +2232,12 @@ pub async fn lease_claim_renew_release(db: Arc<dyn Opener>) {
     );
 }
 
+/// Until when the task's lease runs.
+async fn lease_until(store: &dyn Store, id: &TaskId) -> DateTime<Utc> {
+    let record = store.get_task(id).await.unwrap().unwrap();
+    record.lease_until.expect("a lease")
+}
+
 pub async fn lease_expired_is_taken_over(db: Arc<dyn Opener>) {
     let a = db.open().await;
     let b = db.open().await;
@@ -2240,7 +2248,7 @@ pub async fn lease_expired_is_taken_over(db: Arc<dyn Opener>) {
     assert!(a.claim_task(&id, "dead-worker", short).await.unwrap());
     assert!(!b.claim_task(&id, "rescuer", long).await.unwrap());
     // The holder stops renewing (it died); its lease runs out.
-    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    clock_passes(lease_until(&*a, &id).await).await;
     assert!(b.claim_task(&id, "rescuer", long).await.unwrap());
     let record = a.get_task(&id).await.unwrap().unwrap();
     assert_eq!(record.lease_owner.as_deref(), Some("rescuer"));
@@ -2261,7 +2269,7 @@ pub async fn lease_expired_is_taken_over(db: Arc<dyn Opener>) {
 
     // An expired lease nobody took is still its owner's to renew.
     assert!(b.renew_lease(&id, "rescuer", short).await.unwrap());
-    tokio::time::sleep(StdDuration::from_millis(450)).await;
+    clock_passes(lease_until(&*b, &id).await).await;
     assert!(b.renew_lease(&id, "rescuer", long).await.unwrap());
     assert!(!a.claim_task(&id, "third", long).await.unwrap());
 }

@@ -5,14 +5,10 @@
 //! cases are skipped with a message, unless `CI` is set (to anything but empty, `0` or
 //! `false`): then they fail.
 
-#![cfg(test)]
-
-#[macro_use]
-mod common;
-
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::{BoxFuture, Harness, Opener};
+use crate::harness::{BoxFuture, Harness, Opener, wait_until};
 use hybrid_core::TaskId;
 use hybrid_store::{
     AuditEntry, Store, StoreError, connect_postgres_in_schema, drop_postgres_schema,
@@ -138,6 +134,10 @@ async fn audit_append_that_loses_a_race_retries_under_the_lock() {
             rival.hash = rival.compute_hash().unwrap();
             let pg = connect_postgres_in_schema(&url, &schema).await.unwrap();
             let mut tx = pg.pool().begin().await.unwrap();
+            let (rival_pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
             sqlx::query(
                 "INSERT INTO audit_log (seq, at, task_id, agent, action, command, output, \
                  user_name, approved_by, detail, prev_hash, hash) \
@@ -158,7 +158,23 @@ async fn audit_append_that_loses_a_race_retries_under_the_lock() {
                 let store = store.clone();
                 async move { store.append_audit(&entry).await }
             });
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            // The append's insert waits for the rival's transaction.
+            let watcher = connect_postgres_in_schema(&url, &schema).await.unwrap();
+            wait_until(
+                "the append to wait for the rival",
+                Duration::from_secs(10),
+                || async {
+                    let (waiting,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    )
+                    .bind(rival_pid)
+                    .fetch_one(watcher.pool())
+                    .await
+                    .unwrap();
+                    waiting > 0
+                },
+            )
+            .await;
             assert!(
                 !append.is_finished(),
                 "the append did not wait for the rival"

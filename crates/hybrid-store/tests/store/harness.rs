@@ -1,8 +1,7 @@
-//! Test support shared by the backend test files: a [`Harness`] that opens
-//! handles to one fresh database and cleans it up, and [`store_suite!`], which
-//! turns every case in [`suite`] into one `#[tokio::test]` for a backend.
-
-pub mod suite;
+//! Test support shared by the backend modules: a [`Harness`] that opens
+//! handles to one fresh database and cleans it up, [`store_suite!`], which
+//! turns every case in [`suite`](crate::suite) into one `#[tokio::test]` for
+//! a backend, and [`wait_until`], the bounded wait every polling loop uses.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -107,9 +106,39 @@ macro_rules! store_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 if let Some(harness) = $setup().await {
-                    harness.run(common::suite::$case).await;
+                    harness.run(crate::suite::$case).await;
                 }
             }
         )*
     };
+}
+
+/// Polls `done` (every millisecond, at most `within`) until it holds;
+/// panics naming `what` if it never does.
+pub async fn wait_until<F, Fut>(what: &str, within: std::time::Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits (at most 10 s) until the clock shows a time after `t`, to the
+/// microsecond the store keeps: the next timestamp any store takes, from
+/// this machine's clock or the database's, is later than `t`.
+pub async fn clock_passes(t: chrono::DateTime<chrono::Utc>) {
+    use chrono::SubsecRound;
+    wait_until(
+        &format!("the clock to pass {t}"),
+        std::time::Duration::from_secs(10),
+        || async move { chrono::Utc::now().trunc_subsecs(6) > t },
+    )
+    .await;
 }

@@ -1,7 +1,5 @@
 //! Opening stores by URL.
 
-#![cfg(test)]
-
 use hybrid_store::StoreError;
 
 #[tokio::test]

@@ -1,14 +1,10 @@
-//! The store suite against SQLite files (WAL mode) in a temporary directory.
-
-#![cfg(test)]
-
-#[macro_use]
-mod common;
+//! The store suite against SQLite: files (WAL mode) in a temporary
+//! directory, and (module [`memory`]) a private in-memory database.
 
 use std::sync::Arc;
 
-use common::{BoxFuture, Harness, Opener};
-use hybrid_store::{AuditEntry, Store};
+use crate::harness::{BoxFuture, Harness, Opener};
+use hybrid_store::{AuditEntry, SqliteStore, Store};
 
 struct SqliteFile {
     _dir: tempfile::TempDir,
@@ -43,6 +39,37 @@ async fn setup() -> Option<Harness> {
 }
 
 store_suite!(setup);
+
+/// The suite against `sqlite::memory:`: every handle is the one store (a
+/// second connection would be a second, empty database).
+mod memory {
+    use super::*;
+
+    struct Memory(Arc<SqliteStore>);
+
+    impl Opener for Memory {
+        fn open(&self) -> BoxFuture<'_, Arc<dyn Store>> {
+            Box::pin(async move { self.0.clone() as Arc<dyn Store> })
+        }
+
+        fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async move {
+                sqlx::raw_sql(sql).execute(self.0.pool()).await.unwrap();
+            })
+        }
+    }
+
+    async fn setup() -> Option<Harness> {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(store.backend(), "sqlite");
+        Some(Harness {
+            opener: Arc::new(Memory(Arc::new(store))),
+            cleanup: None,
+        })
+    }
+
+    store_suite!(setup);
+}
 
 #[tokio::test]
 async fn file_is_created_in_wal_mode() {

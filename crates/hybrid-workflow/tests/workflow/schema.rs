@@ -1,5 +1,5 @@
 //! The committed `workflows/workflow.schema.json` matches the types.
-//! Regenerate with `UPDATE_SCHEMA=1 cargo test -p hybrid-workflow --test schema`.
+//! Regenerate with `UPDATE_SCHEMA=1 cargo test -p hybrid-workflow --test workflow schema::`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,7 +17,7 @@ fn committed_schema_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == fresh,
-        "{} is stale; regenerate it with: UPDATE_SCHEMA=1 cargo test -p hybrid-workflow --test schema",
+        "{} is stale; regenerate it with: UPDATE_SCHEMA=1 cargo test -p hybrid-workflow --test workflow schema::",
         path.display()
     );
 }

@@ -4,19 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod common;
-
-use common::{Mode, Provider, ask, client, fast_transport, fragment_count, run};
 use hybrid_core::{Money, Usage};
 use hybrid_llm::{ChatEvent, FinishReason, PriceTable};
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::json;
 
+use crate::common::{Mode, Provider, ask, client, fast_transport, fragment_count, run};
+
 fn model_of(provider: Provider) -> &'static str {
     match provider {
-        Provider::OpenAi => common::OPENAI_MODEL,
-        Provider::Anthropic => common::ANTHROPIC_MODEL,
+        Provider::OpenAi => crate::common::OPENAI_MODEL,
+        Provider::Anthropic => crate::common::ANTHROPIC_MODEL,
     }
 }
 

@@ -5,15 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{KEY, Mode, Provider, conversation, fast_transport, run};
 use hybrid_core::{Money, Usage};
 use hybrid_llm::{AnthropicClient, AnthropicConfig, ChatModel, ChatRequest};
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::json;
+
+use crate::common::{KEY, Mode, Provider, conversation, fast_transport, run};
 
 const MODEL: &str = "claude-sonnet-4-5";
 

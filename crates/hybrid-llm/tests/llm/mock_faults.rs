@@ -4,15 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Mode, Provider, ask, client, fast_transport, run};
 use hybrid_llm::{ChatEvent, LlmError, TransportConfig};
 use hybrid_testkit::{Fault, MockLlmServer, Turn};
 use serde_json::json;
+
+use crate::common::{Mode, Provider, ask, client, fast_transport, run};
 
 fn success() -> Turn {
     Turn::text("recovered").with_usage(3, 1)

@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::Path;
 
-use common::{KEY, Mode, Provider, client, conversation, fast_transport, run};
 use hybrid_llm::{ChatModel, ChatRequest, OpenAiClient, OpenAiConfig};
 use hybrid_testkit::{MockLlmServer, Protocol, RecordedRequest, Turn};
 use serde_json::Value;
+
+use crate::common::{KEY, Mode, Provider, client, conversation, fast_transport, run};
 
 fn golden(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,13 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Mode, Provider, ask, client, client_at, fast_transport, run};
 use hybrid_llm::{
     AnthropicConfig, ChatEvent, ChatModel, FinishReason, LlmError, OpenAiConfig, TransportConfig,
 };
@@ -18,6 +14,8 @@ use hybrid_testkit::{Fault, MockLlmServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::common::{Mode, Provider, ask, client, client_at, fast_transport, run};
 
 /// A port nothing listens on.
 async fn closed_port() -> u16 {
@@ -172,7 +170,7 @@ async fn blanket_impls_forward() {
     let shared: Arc<dyn ChatModel> = client(Provider::Anthropic, &server, fast_transport());
     let boxed: Box<Arc<dyn ChatModel>> = Box::new(Arc::clone(&shared));
     assert_eq!(boxed.provider(), "anthropic");
-    assert_eq!(boxed.model(), common::ANTHROPIC_MODEL);
+    assert_eq!(boxed.model(), crate::common::ANTHROPIC_MODEL);
     assert_eq!(boxed.complete(ask("hi")).await.unwrap().text, "one");
     assert_eq!(
         run(&boxed, ask("hi"), Mode::Stream)

@@ -14,13 +14,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod common;
-
-use common::{Provider, ask, client, conversation, fast_transport};
 use hybrid_llm::{ChatModel, ChatRequest, EstimateMethod};
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::Value;
+
+use crate::common::{Provider, ask, client, conversation, fast_transport};
 
 /// What the mock reports as input for a recorded body.
 fn mock_prompt_tokens(body: &Value) -> u64 {

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 const LONG_SYSTEM: &str = "You are a careful operations assistant. Check the service status and \
                            the logs before you answer, and say what you checked.";

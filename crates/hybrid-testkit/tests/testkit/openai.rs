@@ -3,14 +3,13 @@
 // Test helpers outside `#[test]` functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::*;
 use hybrid_testkit::{FAULT_TEXT, Fault, MockLlmServer, StopKind, Turn};
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 /// Data payloads of a finished OpenAI stream, checking the `[DONE]` ending.
 fn chunks(resp: &Resp) -> Vec<Value> {

@@ -3,13 +3,12 @@
 // Test helpers outside `#[test]` functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use hybrid_testkit::{FAULT_TEXT, Fault, MockLlmServer, StopKind, Turn};
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 /// Events of a finished stream as (name, JSON), checking the framing: each
 /// `event:` name equals the data's `type`, `message_start` first,

@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use hybrid_testkit::fixtures::{GitRepoFixture, ServiceFixture, demo_service_binary};
 
+use crate::common::wait_until_blocking;
+
 /// Runs `bash -c COMMAND` in `dir` with `PATH` as the only variable, in its own process
-/// group, and SIGKILLs that group afterwards — as the sandboxed command runner does.
+/// group, and SIGKILLs that group afterwards — as the sandboxed command runner does — and
+/// returns once every process of the group is gone. Whatever is still running then was
+/// outside the group: no grace period is needed to tell who survived the kill.
 fn run_like_sandbox(dir: &Path, command: &str) -> Output {
     run_with_path(dir, "/usr/bin:/bin", command)
 }
@@ -29,7 +33,31 @@ fn run_with_path(dir: &Path, path: &str, command: &str) -> Output {
     let pgid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     let output = child.wait_with_output().unwrap();
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    let group = pgid.as_raw_nonzero().get();
+    wait_until_blocking(
+        &format!("process group {group} to be gone after its SIGKILL"),
+        Duration::from_secs(5),
+        || !group_has_members(group),
+    );
     output
+}
+
+/// Whether a process that is not a zombie belongs to process group `pgid`.
+fn group_has_members(pgid: i32) -> bool {
+    let pgid = pgid.to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the name: state ppid pgrp ...
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
+        match fields.as_slice() {
+            [state, _, pgrp, ..] => *state != "Z" && *state != "X" && *pgrp == pgid,
+            _ => false,
+        }
+    })
 }
 
 fn text(output: &Output) -> String {
@@ -88,11 +116,11 @@ async fn service_starts_faulty_restarts_healthy_and_dies_with_the_fixture() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("healthy again"), "{}", text(&out));
 
-    // Healthy, a new process on the same port, and it stays up after the group kill.
+    // Healthy, a new process on the same port, and it stays up after the group kill (which
+    // `run_like_sandbox` has seen through).
     let new_pid = service.pid().unwrap();
     assert_ne!(new_pid, old_pid);
     assert_eq!(service.port(), port);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let response = reqwest::get(service.health_url()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -139,9 +167,10 @@ async fn a_dead_service_is_started_again_by_the_supervisor() {
     }
     assert!(service.health_status().await.is_none());
 
+    // The script returns once the successor answers /health with 200, and
+    // `run_like_sandbox` once the script's process group is gone.
     let out = run_like_sandbox(dir.path(), "./restart-service.sh");
     assert!(out.status.success(), "{}", text(&out));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(service.is_healthy().await, "{}", text(&out));
     let restarted = service.pid().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{restarted}/stat")).unwrap();

@@ -4,13 +4,12 @@
 // Test helpers outside `#[test]` functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use hybrid_testkit::{Fault, MockLlmServer, Protocol, Turn};
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 fn openai_text(r: &Resp) -> String {
     assert_eq!(r.status, 200, "{}", r.text);
@@ -365,9 +364,12 @@ async fn drop_cuts_requests_in_flight() {
             .await
             .map(|r| r.status())
     });
-    while server.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(
+        "the mock to receive the pending request",
+        Duration::from_secs(10),
+        || server.request_count() > 0,
+    )
+    .await;
     let started = Instant::now();
     drop(server);
     let outcome = tokio::time::timeout(Duration::from_secs(5), pending)

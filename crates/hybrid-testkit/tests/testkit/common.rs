@@ -1,10 +1,41 @@
 //! Helpers shared by the integration tests: posting to either endpoint,
-//! reading bodies that may be cut, and splitting SSE text into events.
-#![allow(dead_code)]
+//! reading bodies that may be cut, splitting SSE text into events, and
+//! waiting for a condition with a deadline.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
 
 use hybrid_testkit::MockLlmServer;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+
+/// How often the `wait_until*` helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `done()` holds, looking every 20 ms; panics naming `what` once
+/// `within` has passed without it.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {within:?} for {what}; it did not happen"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`wait_until`] for code that blocks its thread anyway (no runtime needed).
+pub fn wait_until_blocking(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {within:?} for {what}; it did not happen"
+        );
+        std::thread::sleep(POLL);
+    }
+}
 
 /// A response read to the end (or to the point the connection dropped).
 #[derive(Debug)]

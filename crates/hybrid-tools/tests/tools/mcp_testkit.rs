@@ -11,6 +11,8 @@ use hybrid_tools::mcp::tool_pattern_matches;
 use hybrid_tools::{McpClient, McpError, McpServerSpec, Tool, ToolContext, ToolRegistry};
 use serde_json::json;
 
+use crate::common::{alive, wait_until};
+
 const CONNECT: Duration = Duration::from_secs(20);
 
 fn ctx() -> ToolContext {
@@ -280,13 +282,19 @@ async fn http_headers_are_sent_and_checked() {
 async fn http_server_gone_is_a_tool_error() {
     let server = McpTestServer::start().await.unwrap();
     let url = server.url();
+    let addr = server.addr();
     let client = McpClient::connect(McpServerSpec::http("kit", &url), CONNECT)
         .await
         .unwrap();
     let add = client.tool("add").unwrap();
     assert_eq!(add.call(json!({"a": 1, "b": 2}), &ctx()).await.content, "3");
     drop(server);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until(
+        &format!("the dropped MCP test server to stop listening on {addr}"),
+        Duration::from_secs(5),
+        || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+    )
+    .await;
 
     let mut short = ctx();
     short.limits.timeout = Duration::from_secs(5);
@@ -315,17 +323,6 @@ async fn stdio_list_call_errors_limits() {
     exercise(&client, "kit").await;
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie (killed, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
 async fn wait_dead(pid: u32, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -347,11 +344,13 @@ async fn stdio_child_is_killed_when_client_and_tools_drop() {
     let pid = client.pid().unwrap();
     assert!(alive(pid));
     let tools = client.tools();
+    // Were the client's drop the connection's, it would SIGKILL the server's group right
+    // here (the kill in `Connection::drop` is synchronous): the call after it would fail
+    // and the server be gone. No wait needed.
     drop(client);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(alive(pid), "the tools still hold the connection");
     let add = find(&tools, "mcp:kit:add");
     assert_eq!(call(&add, json!({"a": 1, "b": 1})).await.content, "2");
+    assert!(alive(pid), "the tools still hold the connection");
     drop(add);
     drop(tools);
     assert!(
@@ -374,7 +373,10 @@ async fn stdio_server_gone_is_a_tool_error() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(wait_dead(pid, Duration::from_secs(5)).await);
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)).await,
+        "server {pid} still running 5 s after kill -9"
+    );
     let started = Instant::now();
     let out = add.call(json!({"a": 1, "b": 2}), &ctx()).await;
     assert!(out.is_error, "{out:?}");

@@ -1,9 +1,13 @@
-//! Environment scrubbing. Its own test binary: it sets variables in this process, which is
-//! only sound while no other thread runs.
+//! Environment scrubbing. The test needs provider keys in the environment of the process
+//! that runs `bash`; setting variables is only sound while no other thread runs, so the test
+//! re-runs itself in a child process that starts with them ([`run_in_child`]) and does its
+//! checks there. Nothing here calls `std::env::set_var`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use hybrid_tools::{BashTool, Tool, ToolContext};
 use serde_json::json;
+
+use crate::common::{is_child, run_in_child};
 
 #[test]
 fn provider_keys_never_reach_commands() {
@@ -11,13 +15,19 @@ fn provider_keys_never_reach_commands() {
         eprintln!("SKIP: kernel lacks landlock write confinement, bash fails closed: {why}");
         return;
     }
-    #[allow(unsafe_code)]
-    // SAFETY: this test binary has this single test and it sets the variables before
-    // starting the runtime, so no other thread reads the environment concurrently.
-    unsafe {
-        std::env::set_var("OPENAI_API_KEY", "sk-test-openai");
-        std::env::set_var("ANTHROPIC_API_KEY", "sk-ant-test");
-        std::env::set_var("HYBRID_DB_PASSWORD", "hunter2");
+    const TEST: &str = "provider_keys_never_reach_commands";
+    const KEYS: [(&str, &str); 3] = [
+        ("OPENAI_API_KEY", "sk-test-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant-test"),
+        ("HYBRID_DB_PASSWORD", "hunter2"),
+    ];
+    if !is_child(module_path!(), TEST) {
+        run_in_child(module_path!(), TEST, &KEYS);
+        return;
+    }
+    // The child: this process started with the keys in its environment.
+    for (name, value) in KEYS {
+        assert_eq!(std::env::var(name).as_deref(), Ok(value), "{name}");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

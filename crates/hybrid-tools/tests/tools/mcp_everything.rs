@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use hybrid_tools::{McpClient, McpServerSpec, Tool, ToolContext};
 use serde_json::json;
 
+use crate::common::alive;
+
 const PACKAGE: &str = "@modelcontextprotocol/server-everything";
 const VERSION: &str = "2026.8.31";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -125,16 +127,6 @@ fn ctx() -> ToolContext {
     let mut ctx = ToolContext::new(std::env::temp_dir());
     ctx.limits.timeout = Duration::from_secs(20);
     ctx
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
 }
 
 /// Checks common to both transports.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use hybrid_tools::{BashTool, Tool, ToolContext, ToolOutput, sandbox};
 use serde_json::json;
 
+use crate::common::wait_until;
+
 fn ctx(dir: &Path) -> ToolContext {
     ToolContext::new(dir)
 }
@@ -224,7 +226,9 @@ async fn no_process_outlives_the_call() {
         return;
     }
     let ws = tempfile::tempdir().unwrap();
-    // Every way out of a process group and session a shell offers.
+    // Every way out of a process group and session a shell offers: eight `sleep`s. The
+    // command returns once all eight run (it looks in its own /proc every 50 ms, for 5 s at
+    // most), so the check below cannot pass because one had not started yet.
     let m = marker();
     let command = format!(
         "sleep {m} & \
@@ -234,7 +238,15 @@ async fn no_process_outlives_the_call() {
          (setsid sh -c 'sleep {m} & sleep {m}' &) ; \
          sleep {m} & disown; \
          setsid -f sleep {m}; \
-         sleep 0.3; echo started"
+         for _ in $(seq 100); do \
+           n=0; \
+           for f in /proc/[0-9]*/cmdline; do \
+             a=(); mapfile -d '' -t a 2>/dev/null <\"$f\"; \
+             [ \"${{a[*]}}\" = 'sleep {m}' ] && n=$((n + 1)); \
+           done; \
+           [ $n -ge 8 ] && break; sleep 0.05; \
+         done; \
+         if [ $n -ge 8 ]; then echo started; else echo \"only $n of 8 sleeps started\"; fi"
     );
     let started = Instant::now();
     let out = bash(&ctx(ws.path()), &command).await;
@@ -323,12 +335,18 @@ async fn cancellation_kills_the_command() {
     }
     let ws = tempfile::tempdir().unwrap();
     let c = ctx(ws.path());
-    let cancel = c.cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        cancel.cancel();
-    });
-    let out = bash(&c, "sleep 100").await;
+    // Cancel once the command is running (it has written `started`).
+    let started = ws.path().join("started");
+    let cancel_when_started = async {
+        wait_until(
+            "the command to start (its `started` file)",
+            Duration::from_secs(10),
+            || started.exists(),
+        )
+        .await;
+        c.cancel.cancel();
+    };
+    let (out, ()) = tokio::join!(bash(&c, "touch started; sleep 100"), cancel_when_started);
     assert!(out.is_error);
     assert!(out.content.starts_with("cancelled"), "{out:?}");
 }
@@ -438,10 +456,20 @@ async fn dropping_the_call_kills_the_process_tree() {
     let m = marker();
     let command = format!("setsid sleep {m} & sleep {m} & echo up > up.txt; sleep {m}");
     let call = bash(&c, &command);
-    let dropped = tokio::time::timeout(Duration::from_millis(1500), call).await;
+    // The call is dropped once the command has started its processes and written `up.txt`.
+    let up = ws.path().join("up.txt");
+    let running = wait_until(
+        "the command to write up.txt",
+        Duration::from_secs(10),
+        || up.exists(),
+    );
+    let dropped = tokio::select! {
+        out = call => Err(out),
+        () = running => Ok(()),
+    };
     assert!(
-        dropped.is_err(),
-        "the command should still have been running"
+        dropped.is_ok(),
+        "the command should still have been running: {dropped:?}"
     );
     assert!(ws.path().join("up.txt").exists());
     assert_eq!(

@@ -4,27 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
+use crate::common::{self, stderr, stdout};
+
 fn hybrid(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid"))
-        .current_dir(dir)
+    common::hybrid(dir)
         .env_remove("RUST_LOG")
-        .env_remove("HYBRID_DATABASE_URL")
         .args(args)
-        .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

@@ -7,32 +7,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::{Value, json};
 
-fn hybrid(dir: &std::path::Path, db: &str, mock: &MockLlmServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hybrid"));
-    c.current_dir(dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env("ANTHROPIC_API_KEY", "sk-ant-api03-secretvalue123456")
-        .env("ANTHROPIC_BASE_URL", mock.anthropic_base_url())
-        .env_remove("HYBRID_DATABASE_URL")
-        .args(["--db", db])
-        .stdin(Stdio::null());
-    c
-}
+use crate::common::{self, UseMock, ok_json};
 
-fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn hybrid(dir: &std::path::Path, db: &str, mock: &MockLlmServer) -> Command {
+    let mut c = common::hybrid(dir);
+    c.anthropic_mock(mock, "sk-ant-api03-secretvalue123456")
+        .args(["--db", db]);
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +35,7 @@ async fn ls_runs_rm_is_denied_git_push_waits_for_another_process_and_the_audit_h
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("app.log"), "ok\n").unwrap();
     let db_path = dir.path().join("hybrid.db");
-    let db = format!("sqlite://{}", db_path.display());
+    let db = common::sqlite(dir.path(), "hybrid.db");
     mock.enqueue(
         Turn::tool_call("bash", json!({"command": "ls"}))
             .and_tool_call("bash", json!({"command": "rm -rf /"}))
@@ -232,7 +219,7 @@ async fn mcp_tools_from_the_config_are_offered_gated_and_audited() {
     let mock = MockLlmServer::start().await.unwrap();
     let mcp = hybrid_testkit::McpTestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("hybrid.db").display());
+    let db = common::sqlite(dir.path(), "hybrid.db");
     let config = dir.path().join("hybrid.toml");
     std::fs::write(
         &config,

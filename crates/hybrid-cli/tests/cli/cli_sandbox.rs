@@ -9,11 +9,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::{Value, json};
+
+use crate::common::{self, HYBRID, UseMock, ok_json};
 
 const KEY: &str = "sk-ant-api03-orchestrator-only-7c1d9e";
 
@@ -77,34 +79,19 @@ fn can_become_nobody() -> bool {
 
 fn hybrid(who: As, dir: &Path, mock: &MockLlmServer) -> Command {
     let mut c = match who {
-        As::Caller => Command::new(env!("CARGO_BIN_EXE_hybrid")),
+        As::Caller => common::hybrid(dir),
         As::Nobody => {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(env!("CARGO_BIN_EXE_hybrid"));
-            c
+                .arg(HYBRID);
+            common::in_dir(c, dir)
         }
     };
-    c.current_dir(dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("HYBRID_DATABASE_URL")
-        .env("HOME", dir)
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env("ANTHROPIC_BASE_URL", mock.anthropic_base_url())
+    c.env("HOME", dir)
+        .anthropic_mock(mock, KEY)
         .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("hybrid.db").display()))
-        .stdin(Stdio::null());
+        .arg(common::sqlite(dir, "hybrid.db"));
     c
-}
-
-fn result(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "hybrid failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Runs `commands` through the executor (one bash call each, approved as `ops`) and returns
@@ -145,7 +132,7 @@ async fn run_commands(who: As, dir: &Path, commands: &[&str]) -> Value {
         .arg("Inspect the host")
         .output()
         .unwrap();
-    result(&out)
+    ok_json(&out)
 }
 
 fn outputs(r: &Value) -> Vec<String> {

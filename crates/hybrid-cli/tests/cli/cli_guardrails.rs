@@ -3,33 +3,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use serde_json::Value;
+use crate::common::{self, json};
 
 const COST_LIMIT: &str = "[[guardrails]]\nname = \"cost_limit\"\nkind = \"block\"\nlayer = \"platform\"\nwhen = \"task.estimated_cost > 10.0\"\nmessage = \"Task exceeds $10 cost limit\"\n";
 
 fn hybrid(dir: &std::path::Path, config: &str, args: &[&str]) -> Output {
     let path = dir.join("hybrid.toml");
     std::fs::write(&path, config).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hybrid"))
-        .current_dir(dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("HYBRID_DATABASE_URL")
+    common::hybrid(dir)
         .env("RUST_BACKTRACE", "1")
         .arg("--config")
         .arg(&path)
-        .args(["--db", &format!("sqlite://{}", dir.join("h.db").display())])
+        .args(["--db", &common::sqlite(dir, "h.db")])
         .args(args)
-        .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]

@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
+
+use crate::common;
 
 fn var(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
@@ -38,15 +38,13 @@ fn run_json_on_the_local_model_over_both_protocols() {
         ),
     )
     .unwrap();
-    let db = format!("sqlite://{}", dir.path().join("h.db").display());
+    let db = common::sqlite(dir.path(), "h.db");
     let hybrid = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hybrid"))
-            .current_dir(dir.path())
+        let out = common::hybrid(dir.path())
             .env("OPENAI_API_KEY", "sk-local-no-key")
             .env("ANTHROPIC_API_KEY", "sk-local-no-key")
             .args(["--config", config.to_str().unwrap(), "--db", &db])
             .args(args)
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -6,31 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hybrid_testkit::{MockLlmServer, Turn};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use crate::common::{self, UseMock, ok_json, wait_until};
 
 fn hybrid(dir: &std::path::Path, db: &str, mock: &MockLlmServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hybrid"));
-    c.current_dir(dir)
-        .env("OPENAI_API_KEY", "sk-test-openai")
-        .env("OPENAI_BASE_URL", mock.openai_base_url())
-        .env("ANTHROPIC_API_KEY", "sk-ant-api03-secretvalue123456")
-        .env("ANTHROPIC_BASE_URL", mock.anthropic_base_url())
-        .env_remove("HYBRID_DATABASE_URL")
-        .args(["--db", db])
-        .stdin(Stdio::null());
+    let mut c = common::hybrid(dir);
+    c.openai_mock(mock, "sk-test-openai")
+        .anthropic_mock(mock, "sk-ant-api03-secretvalue123456")
+        .args(["--db", db]);
     c
-}
-
-fn json_of(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +26,7 @@ async fn a_killed_run_resumes_from_its_first_unfinished_stage() {
     let mock = MockLlmServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
-    let db = format!("sqlite://{}", dir.path().join("hybrid.db").display());
+    let db = common::sqlite(dir.path(), "hybrid.db");
     mock.enqueue(Turn::text("1. Run `ls`.\nDone when: the files are listed."));
     mock.enqueue(Turn::tool_call("bash", json!({"command": "ls"})));
     mock.enqueue(Turn::text("Ran ls: notes.txt."));
@@ -58,18 +46,16 @@ async fn a_killed_run_resumes_from_its_first_unfinished_stage() {
         .spawn()
         .unwrap();
     // Wait until the verification request is in flight.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while mock.request_count() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached verification"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the run to reach verification (its 4th model request)",
+        Duration::from_secs(30),
+        || mock.request_count() >= 4,
+    )
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let list = json_of(
+    let list = ok_json(
         &hybrid(dir.path(), &db, &mock)
             .args(["tasks", "list", "--json"])
             .output()
@@ -95,7 +81,7 @@ async fn a_killed_run_resumes_from_its_first_unfinished_stage() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
 
     mock.enqueue(Turn::text("The listing proves it.\nPASS"));
-    let result = json_of(
+    let result = ok_json(
         &hybrid(dir.path(), &db, &mock)
             .args(["--json", "tasks", "resume", &id, "--force"])
             .output()
@@ -118,7 +104,7 @@ async fn a_killed_run_resumes_from_its_first_unfinished_stage() {
         "only the verification was asked again"
     );
 
-    let audit = json_of(
+    let audit = ok_json(
         &hybrid(dir.path(), &db, &mock)
             .args(["audit", "list", "--json"])
             .output()

@@ -9,6 +9,8 @@ use std::time::Duration;
 use hybrid_testkit::{Fault, MockLlmServer, Turn};
 use serde_json::Value;
 
+use crate::common::{self, UseMock, json, stderr, wait_until};
+
 struct Env {
     dir: tempfile::TempDir,
 }
@@ -21,26 +23,18 @@ impl Env {
     }
 
     fn db(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("hybrid.db").display())
+        common::sqlite(self.dir.path(), "hybrid.db")
     }
 
     /// A `hybrid` command in the temp dir with a clean provider environment.
     fn cmd(&self, mock: Option<&MockLlmServer>) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hybrid"));
-        c.current_dir(self.dir.path())
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("ANTHROPIC_BASE_URL")
-            .env_remove("HYBRID_DATABASE_URL")
-            .env_remove("RUST_LOG")
+        let mut c = common::hybrid(self.dir.path());
+        c.env_remove("RUST_LOG")
             .env("RUST_BACKTRACE", "1")
             .args(["--db", &self.db()]);
         if let Some(m) = mock {
-            c.env("OPENAI_API_KEY", "sk-test-openai")
-                .env("OPENAI_BASE_URL", m.openai_base_url())
-                .env("ANTHROPIC_API_KEY", "sk-ant-test")
-                .env("ANTHROPIC_BASE_URL", m.anthropic_base_url());
+            c.openai_mock(m, "sk-test-openai")
+                .anthropic_mock(m, "sk-ant-test");
         }
         c
     }
@@ -54,20 +48,6 @@ impl Env {
 
 fn run(mut c: Command) -> Output {
     c.stdin(Stdio::null()).output().unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Exactly one line, starting `hybrid: error:`, and no Rust panic or backtrace.
@@ -297,12 +277,12 @@ async fn ctrl_c_leaves_the_task_cancelled() {
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
     // Wait until the request reached the mock, then interrupt.
-    for _ in 0..200 {
-        if mock.request_count() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until(
+        "the run's request to reach the mock",
+        Duration::from_secs(5),
+        || mock.request_count() > 0,
+    )
+    .await;
     assert_eq!(mock.request_count(), 1);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

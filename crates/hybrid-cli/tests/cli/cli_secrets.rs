@@ -9,35 +9,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use hybrid_testkit::fixtures::{SampleSecret, sample_secrets};
 use hybrid_testkit::{MockLlmServer, Turn};
 use serde_json::{Value, json};
 
+use crate::common::{self, UseMock, ok};
+
 const KEY: &str = "sk-ant-api03-the-orchestrators-own-key-5f2e9a";
 
 fn hybrid(dir: &Path, mock: &MockLlmServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hybrid"));
-    c.current_dir(dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("HYBRID_DATABASE_URL")
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env("ANTHROPIC_BASE_URL", mock.anthropic_base_url())
+    let mut c = common::hybrid(dir);
+    c.anthropic_mock(mock, KEY)
         .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("hybrid.db").display()))
-        .stdin(Stdio::null());
+        .arg(common::sqlite(dir, "hybrid.db"));
     c
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "hybrid failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Panics naming every secret of `secrets` (and the provider key) found in `text`.

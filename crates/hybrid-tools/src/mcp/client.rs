@@ -398,6 +398,23 @@ async fn fetch_tools(conn: &Connection) -> Result<Vec<McpToolInfo>, McpError> {
         .collect())
 }
 
+/// Whether an error's causes include a broken pipe or a reset connection.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            )
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
 /// One line for an rmcp request error.
 pub(crate) fn describe_service_error(e: &ServiceError) -> String {
     match e {
@@ -409,7 +426,30 @@ pub(crate) fn describe_service_error(e: &ServiceError) -> String {
             )
         }
         ServiceError::TransportClosed => "the connection is closed (server gone?)".to_owned(),
+        // Writing to a server that died before the client noticed: the same thing.
+        ServiceError::TransportSend(send) if is_broken_pipe(send) => {
+            "the connection is closed (server gone?)".to_owned()
+        }
         ServiceError::Timeout { timeout } => format!("no answer within {}", fmt_duration(*timeout)),
         other => one_line(&other.to_string(), 500),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_broken_pipe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("send failed")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_causes_counts() {
+        let pipe = Wrapped(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&pipe));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_broken_pipe(&reset));
+        let other = Wrapped(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&other));
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
+//! | [`clock`] | [`Clock`]: the system's, or a [`ManualClock`] for tests |
 //! | [`task`] | [`Task`], [`TaskType`], [`Priority`], [`TaskId`] |
 //! | [`status`] | [`TaskStatus`], the task state machine |
 //! | [`event`] | [`Event`] and [`EventKind`], everything a run reports |
@@ -20,6 +21,7 @@
 //! assert!(TaskStatus::Pending.transition(TaskStatus::Completed).is_err());
 //! ```
 
+pub mod clock;
 pub mod error;
 pub mod event;
 pub mod money;
@@ -28,6 +30,7 @@ pub mod result;
 pub mod status;
 pub mod task;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::CoreError;
 pub use event::{Event, EventKind};
 pub use money::{Money, Usage, add_costs, usd};

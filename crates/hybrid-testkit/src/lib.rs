@@ -57,6 +57,8 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`webhook`] | [`WebhookRecorder`]: a webhook that records what is POSTed to it |
+//! | `platform` (feature `platform`) | `TestPlatform`: `openai` and `claude` on one mock, for platform tests |
 //! | [`fixtures`] | real systems for workflow end-to-end tests: [`fixtures::ServiceFixture`] (a faulty local service and its restart script), [`fixtures::GitRepoFixture`] (a git repository with good and bad feature branches and test/lint/scan/coverage/deploy scripts) |
 //!
 //! # Example
@@ -103,6 +105,8 @@ mod handler;
 mod ids;
 pub mod mcp_server;
 mod openai_wire;
+#[cfg(feature = "platform")]
+pub mod platform;
 mod prompt_cache;
 mod record;
 mod respond;
@@ -112,6 +116,7 @@ mod sse;
 mod state;
 mod tokens;
 mod validate;
+pub mod webhook;
 mod wire;
 
 pub use faults::{FAULT_TEXT, Fault};
@@ -119,3 +124,4 @@ pub use mcp_server::McpTestServer;
 pub use record::{Protocol, RecordedRequest};
 pub use script::{DEFAULT_CHUNK_SIZE, Reply, StopKind, Turn};
 pub use server::MockLlmServer;
+pub use webhook::WebhookRecorder;

@@ -231,12 +231,30 @@ async fn nothing_outlives_the_run(who: As, marker: &str) {
         &[
             &format!("setsid sleep {marker} &"),
             &format!("nohup sleep {marker} >/dev/null 2>&1 & disown; echo bg"),
-            &format!("(setsid sh -c 'sleep {marker} &' &); setsid -f sleep {marker}; echo forked"),
+            // Every way out at once, and proof that all five are running before the
+            // command (and with it the run) ends.
+            &format!(
+                "setsid sleep {marker} & nohup sleep {marker} >/dev/null 2>&1 & disown; \
+                 (setsid sh -c 'sleep {marker} &' &); setsid -f sleep {marker}; \
+                 (sleep {marker} &) ; \
+                 for _ in $(seq 100); do \
+                   n=$(for p in /proc/[0-9]*; do \
+                         [ \"$(cat $p/comm 2>/dev/null)\" = sleep ] \
+                         && tr '\\0' ' ' < $p/cmdline | grep -q '{marker}' && echo; \
+                       done | wc -l); \
+                   [ \"$n\" -ge 5 ] && break; sleep 0.05; \
+                 done; echo \"running=$n\""
+            ),
         ],
     )
     .await;
     assert_eq!(r["status"], "completed", "{r}");
     assert!(started.elapsed() < Duration::from_secs(60));
+    let last = outputs(&r).pop().unwrap();
+    assert!(
+        last.trim_end().ends_with("running=5"),
+        "not all started: {last:?}"
+    );
     // `hybrid run` has returned: nothing it started may still be running.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

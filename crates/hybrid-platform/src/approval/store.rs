@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use hybrid_core::EventKind;
+use hybrid_core::{Clock, EventKind, SystemClock};
 use hybrid_store::{ApprovalStatus, NewApproval, StoreError};
 
 use crate::approval::{ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver};
@@ -33,6 +32,8 @@ pub struct StoreApprover {
     pub poll: Duration,
     /// A local way to answer, raced against the store.
     pub prompt: Option<(Arc<dyn LocalPrompt>, String)>,
+    /// Where the expiry's "now" comes from (tests use a [`ManualClock`](hybrid_core::ManualClock)).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for StoreApprover {
@@ -41,6 +42,7 @@ impl std::fmt::Debug for StoreApprover {
             .field("timeout", &self.timeout)
             .field("poll", &self.poll)
             .field("prompt", &self.prompt.is_some())
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -51,6 +53,7 @@ impl Default for StoreApprover {
             timeout: Duration::from_secs(900),
             poll: Duration::from_millis(300),
             prompt: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -74,8 +77,13 @@ fn rejected(by: &str, reason: String) -> ApprovalAnswer {
 impl Approver for StoreApprover {
     async fn ask(&self, ask: &ApprovalAsk, ctx: &ApprovalContext) -> ApprovalAnswer {
         let store = ctx.events.store().clone();
-        let expires =
-            Utc::now() + chrono::Duration::from_std(self.timeout).unwrap_or(chrono::Duration::MAX);
+        let expires = self
+            .clock
+            .now()
+            .checked_add_signed(
+                chrono::Duration::from_std(self.timeout).unwrap_or(chrono::Duration::MAX),
+            )
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let new = NewApproval {
             task_id: ctx.events.task_id().clone(),
             call_id: ask.call_id.clone(),
@@ -131,7 +139,7 @@ impl Approver for StoreApprover {
                 None => std::future::pending::<Infallible>().await,
             }
         };
-        let wait = self.wait_for_answer(&store, &id);
+        let wait = self.wait_for_answer(&store, &id, expires);
         tokio::pin!(local);
         tokio::pin!(wait);
         let decided = tokio::select! {
@@ -172,26 +180,25 @@ impl Approver for StoreApprover {
 }
 
 impl StoreApprover {
-    /// Polls the store until the request is answered or, past its timeout,
-    /// expires it. The deadline is tokio's clock, so a paused test clock runs
-    /// through it at once. A store that keeps failing past the deadline ends
-    /// the wait with its error instead of polling forever.
+    /// Polls the store until the request is answered or, once the clock
+    /// passes `expires`, expires it. A store that keeps failing past the
+    /// deadline ends the wait with its error instead of polling forever.
     async fn wait_for_answer(
         &self,
         store: &Arc<dyn hybrid_store::Store>,
         id: &str,
+        expires: chrono::DateTime<chrono::Utc>,
     ) -> Result<hybrid_store::Approval, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             match store.get_approval(id).await {
                 Ok(Some(a)) if a.status != ApprovalStatus::Pending => return Ok(a),
                 Ok(_) => {}
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) if self.clock.now() >= expires => return Err(e),
                 Err(e) => {
                     tracing::debug!(error = %e, approval = id, "polling the approval failed; retrying")
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock.now() >= expires {
                 let note = format!("no answer within {}s", self.timeout.as_secs());
                 match store.expire_approval(id, &note).await {
                     Ok(a) => return Ok(a),
@@ -208,4 +215,146 @@ impl StoreApprover {
 /// The answer when the store cannot carry the approval: no (fail closed).
 fn store_failed(what: &str, e: &StoreError) -> ApprovalAnswer {
     rejected("platform", format!("could not {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hybrid_core::{ManualClock, Task};
+    use hybrid_store::{ApprovalFilter, Store};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::context::EventSink;
+
+    fn ask() -> ApprovalAsk {
+        ApprovalAsk {
+            agent: "executor".into(),
+            call_id: "call_1".into(),
+            tool: "bash".into(),
+            command: "git push origin main".into(),
+            rule: "approve:git push".into(),
+            reason: "pushes need a person".into(),
+        }
+    }
+
+    async fn context() -> (Arc<dyn Store>, ApprovalContext) {
+        let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
+        let task = Task::new("push");
+        store.create_task(&task).await.unwrap();
+        let events = Arc::new(EventSink::new(task.id.clone(), store.clone(), None));
+        let ctx = ApprovalContext {
+            events,
+            cancel: CancellationToken::new(),
+        };
+        (store, ctx)
+    }
+
+    /// A fast-polling approver on `clock`.
+    fn approver(clock: &Arc<ManualClock>) -> StoreApprover {
+        StoreApprover {
+            poll: Duration::from_millis(5),
+            clock: clock.clone(),
+            ..StoreApprover::default()
+        }
+    }
+
+    /// The request, once stored (within 10 s).
+    async fn stored(store: &Arc<dyn Store>) -> hybrid_store::Approval {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = store
+                .list_approvals(&ApprovalFilter::default())
+                .await
+                .unwrap();
+            if let Some(a) = all.into_iter().next() {
+                return a;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no request was stored"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_expires_at_its_timeout_as_a_rejection() {
+        let (store, ctx) = context().await;
+        let clock = Arc::new(ManualClock::starting_now());
+        let asking = tokio::spawn({
+            let approver = approver(&clock);
+            async move { approver.ask(&ask(), &ctx).await }
+        });
+        let request = stored(&store).await;
+        assert_eq!(request.status, ApprovalStatus::Pending);
+        // 14 minutes: still waiting.
+        clock.advance(Duration::from_secs(14 * 60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!asking.is_finished());
+        // Past the 15 minutes: it expires, as a rejection by `timeout`.
+        clock.advance(Duration::from_secs(61));
+        let answer = tokio::time::timeout(Duration::from_secs(10), asking)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            answer,
+            ApprovalAnswer::Rejected {
+                by: "timeout".into(),
+                reason: Some("no answer within 900s".into()),
+            }
+        );
+        assert_eq!(stored(&store).await.status, ApprovalStatus::Expired);
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_another_process_ends_the_wait() {
+        let (store, ctx) = context().await;
+        let clock = Arc::new(ManualClock::starting_now());
+        let asking = tokio::spawn({
+            let approver = approver(&clock);
+            async move { approver.ask(&ask(), &ctx).await }
+        });
+        // Whoever lists the pending requests (another `hybrid` process) answers.
+        let request = stored(&store).await;
+        store
+            .decide_approval(&request.id, true, "alice", Some("release window"))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), asking)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            answer,
+            ApprovalAnswer::Approved {
+                by: "alice".into(),
+                note: Some("release window".into()),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_closes_its_request() {
+        let (store, ctx) = context().await;
+        let cancel = ctx.cancel.clone();
+        let clock = Arc::new(ManualClock::starting_now());
+        let asking = tokio::spawn({
+            let approver = approver(&clock);
+            async move { approver.ask(&ask(), &ctx).await }
+        });
+        stored(&store).await;
+        cancel.cancel();
+        let answer = tokio::time::timeout(Duration::from_secs(10), asking)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(answer, ApprovalAnswer::Rejected { ref by, .. } if by == "platform"));
+        assert_eq!(stored(&store).await.status, ApprovalStatus::Expired);
+    }
 }

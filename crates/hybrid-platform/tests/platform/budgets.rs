@@ -3,8 +3,6 @@
 //! crossed stops the task `blocked` with the reason in the result, an event
 //! and the audit trail.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use hybrid_core::{EventKind, Task, TaskStatus, TaskType, usd};

@@ -6,123 +6,34 @@
 //! runs, the verification loop sees a 200, and the incident report reaches the
 //! webhook. Only the models are mocked.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use hybrid_core::{Task, TaskStatus};
-use hybrid_llm::{
-    AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
-};
-use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
-    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, LlmPlatform, RunOptions,
+    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, RunOptions,
 };
 use hybrid_store::AuditFilter;
 use hybrid_testkit::fixtures::ServiceFixture;
-use hybrid_testkit::{MockLlmServer, Protocol, Turn};
-use hybrid_tools::{NotifyConfig, SandboxPolicy, ToolRegistry, ToolsConfig};
+use hybrid_testkit::platform::TestPlatform;
+use hybrid_testkit::{MockLlmServer, Protocol, Turn, WebhookRecorder};
+use hybrid_tools::SandboxPolicy;
 use serde_json::{Value, json};
 
 const APPROVER: &str = "oncall@example.com";
 const REPORT_MARKER: &str = "INC-4711: connection pool exhausted on api, resolved by a restart";
 
-fn no_retries() -> TransportConfig {
-    TransportConfig {
-        retry: RetryPolicy::none(),
-        ..TransportConfig::default()
-    }
-}
-
 /// `openai`, and `claude` with bash/read_file/grep, on one mock; the built-in
 /// tools plus `notify` posting to `webhook`.
 async fn hybrid(mock: &MockLlmServer, webhook: &str) -> HybridPlatform {
-    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
-    let openai = OpenAiClient::new(
-        OpenAiConfig::new("sk-test", "gpt-4o")
-            .with_base_url(mock.openai_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let claude = AnthropicClient::new(
-        AnthropicConfig::new("sk-ant-test", "claude-sonnet-4-5")
-            .with_base_url(mock.anthropic_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let registry = ToolRegistry::builtin(&ToolsConfig {
-        notify: Some(NotifyConfig {
-            webhook_url: webhook.to_owned(),
-            headers: Vec::new(),
-        }),
-        ..ToolsConfig::default()
-    });
-    let agent_tools = ["bash", "read_file", "grep"]
-        .iter()
-        .map(|t| registry.get(t).unwrap())
-        .collect();
-    HybridPlatform::builder()
-        .store(store)
-        .tools(registry)
-        .platform(Arc::new(LlmPlatform::new(
-            "openai",
-            PlatformKind::Reasoning,
-            Arc::new(openai),
-        )))
-        .platform(Arc::new(
-            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude))
-                .with_tools(agent_tools),
-        ))
+    TestPlatform::on(mock)
+        .claude_tools(&["bash", "read_file", "grep"])
+        .notify_to(webhook)
         .build()
         .await
         .unwrap()
-}
-
-/// A webhook on 127.0.0.1 that records every POSTed JSON body.
-struct Webhook {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Webhook {
-    async fn start() -> Self {
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = bodies.clone();
-        let app = axum::Router::new().route(
-            "/hooks/incidents",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(body);
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Webhook {
-            url: format!("http://{addr}/hooks/incidents"),
-            bodies,
-            server,
-        }
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 /// One ask, with what `service.state` said at that moment.
@@ -217,8 +128,8 @@ async fn incident_response_restarts_the_faulty_service_after_approval_and_report
     assert_eq!(fixture.health_status().await, Some(503), "faulty at first");
 
     let mock = MockLlmServer::start().await.unwrap();
-    let webhook = Webhook::start().await;
-    let hp = hybrid(&mock, &webhook.url).await;
+    let webhook = WebhookRecorder::start().await.unwrap();
+    let hp = hybrid(&mock, webhook.url()).await;
     script(&mock, fixture.restart_command());
 
     let approver = Arc::new(RecordingApprover {

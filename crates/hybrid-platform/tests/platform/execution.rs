@@ -2,8 +2,6 @@
 //! command policy, run in the sandbox in the task's workspace, and come back
 //! to the model; denials and refusals are tool errors the run survives.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use hybrid_core::{EventKind, Task, TaskStatus};

@@ -6,24 +6,18 @@
 //! failing test) is rejected by the guardrails, naming the test, before
 //! anyone is asked and before anything is merged or deployed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hybrid_core::{Task, TaskStatus};
-use hybrid_llm::{
-    AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
-};
-use hybrid_platform::roles::PlatformKind;
 use hybrid_platform::{
-    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, LlmPlatform,
-    PlatformError, RunOptions,
+    ApprovalAnswer, ApprovalAsk, ApprovalContext, Approver, HybridPlatform, PlatformError,
+    RunOptions,
 };
 use hybrid_store::{AuditFilter, AuditRecord};
 use hybrid_testkit::fixtures::GitRepoFixture;
-use hybrid_testkit::{MockLlmServer, Protocol, Turn};
-use hybrid_tools::{NotifyConfig, ToolRegistry, ToolsConfig};
+use hybrid_testkit::platform::TestPlatform;
+use hybrid_testkit::{MockLlmServer, Protocol, Turn, WebhookRecorder};
 use serde_json::{Value, json};
 
 const WORKFLOW: &str = "code-review-deploy";
@@ -63,89 +57,12 @@ impl Approver for RecordingApprover {
     }
 }
 
-/// A webhook on 127.0.0.1 that records the JSON bodies POSTed to `/hook`.
-struct Webhook {
-    url: String,
-    posts: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    async fn start() -> Self {
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let seen = posts.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(body);
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Webhook {
-            url: format!("http://{addr}/hook"),
-            posts,
-        }
-    }
-
-    fn posts(&self) -> Vec<Value> {
-        self.posts.lock().unwrap().clone()
-    }
-}
-
-fn no_retries() -> TransportConfig {
-    TransportConfig {
-        retry: RetryPolicy::none(),
-        ..TransportConfig::default()
-    }
-}
-
 /// `openai` and `claude` (with bash, read_file and grep) on one mock; the
 /// workflow tools include `notify`, posting to `webhook`.
-async fn hybrid(mock: &MockLlmServer, webhook: &Webhook) -> HybridPlatform {
-    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
-    let openai = OpenAiClient::new(
-        OpenAiConfig::new("sk-test", "gpt-4o")
-            .with_base_url(mock.openai_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let claude = AnthropicClient::new(
-        AnthropicConfig::new("sk-ant-test", "claude-sonnet-4-5")
-            .with_base_url(mock.anthropic_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let builtin = ToolRegistry::builtin(&ToolsConfig::default());
-    let claude_tools = ["bash", "read_file", "grep"]
-        .iter()
-        .map(|name| builtin.get(name).unwrap())
-        .collect();
-    let workflow_tools = ToolRegistry::builtin(&ToolsConfig {
-        notify: Some(NotifyConfig {
-            webhook_url: webhook.url.clone(),
-            headers: Vec::new(),
-        }),
-        ..ToolsConfig::default()
-    });
-    HybridPlatform::builder()
-        .store(store)
-        .platform(Arc::new(LlmPlatform::new(
-            "openai",
-            PlatformKind::Reasoning,
-            Arc::new(openai),
-        )))
-        .platform(Arc::new(
-            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude))
-                .with_tools(claude_tools),
-        ))
-        .tools(workflow_tools)
+async fn hybrid(mock: &MockLlmServer, webhook: &WebhookRecorder) -> HybridPlatform {
+    TestPlatform::on(mock)
+        .claude_tools(&["bash", "read_file", "grep"])
+        .notify_to(webhook.url())
         .build()
         .await
         .unwrap()
@@ -244,7 +161,7 @@ async fn the_passing_branch_is_approved_merged_deployed_checked_and_announced() 
     assert_eq!(repo.current_branch().unwrap(), repo.base_branch());
     let branch_head = repo.head_of(branch).unwrap();
     let mock = MockLlmServer::start().await.unwrap();
-    let webhook = Webhook::start().await;
+    let webhook = WebhookRecorder::start().await.unwrap();
     let hp = hybrid(&mock, &webhook).await;
     // The only agent stages, analysis and summary, run one after the other.
     mock.enqueue(Turn::text(ANALYSIS));
@@ -411,7 +328,7 @@ async fn the_passing_branch_is_approved_merged_deployed_checked_and_announced() 
         "{}",
         notify.output
     );
-    let posts = webhook.posts();
+    let posts = webhook.bodies();
     assert_eq!(posts.len(), 1, "{posts:#?}");
     assert_eq!(posts[0]["title"], "feature/good → main: deployed");
     assert_eq!(posts[0]["message"], SUMMARY);
@@ -433,7 +350,7 @@ async fn the_failing_branch_is_rejected_naming_the_failing_test_and_nothing_ship
     assert_eq!(repo.current_branch().unwrap(), repo.base_branch());
     let main_before = repo.head_of(repo.base_branch()).unwrap();
     let mock = MockLlmServer::start().await.unwrap();
-    let webhook = Webhook::start().await;
+    let webhook = WebhookRecorder::start().await.unwrap();
     let hp = hybrid(&mock, &webhook).await;
     mock.enqueue(Turn::text(
         r#"{"summary": "Rounds divide() to the nearest integer.", "risky_areas": ["src/calc.sh: divide() semantics change"], "risk": "medium"}"#,
@@ -482,7 +399,7 @@ async fn the_failing_branch_is_rejected_naming_the_failing_test_and_nothing_ship
     assert_eq!(repo.deployed_commit(), None);
     assert!(approver.stage_asks().is_empty(), "{:#?}", approver.asks());
     assert_eq!(mock.request_count(), 1, "only the analysis was asked");
-    assert!(webhook.posts().is_empty());
+    assert!(webhook.bodies().is_empty());
 
     // The stages up to the decision ran; approve, ship, health, summary and notify never did.
     let stored = hp.store().stages(&id).await.unwrap();
@@ -513,7 +430,7 @@ async fn a_branch_with_a_hard_coded_secret_is_rejected_by_the_security_guardrail
     let repo = GitRepoFixture::create(dir.path()).unwrap();
     let branch = repo.insecure_branch();
     let mock = MockLlmServer::start().await.unwrap();
-    let webhook = Webhook::start().await;
+    let webhook = WebhookRecorder::start().await.unwrap();
     let hp = hybrid(&mock, &webhook).await;
     mock.enqueue(Turn::text(
         r#"{"summary": "Adds the production database configuration.", "risky_areas": ["config/database.env: configuration"], "risk": "high"}"#,
@@ -543,7 +460,7 @@ async fn a_branch_with_a_hard_coded_secret_is_rejected_by_the_security_guardrail
     assert!(!repo.is_merged(branch));
     assert_eq!(repo.deployed_commit(), None);
     assert!(approver.stage_asks().is_empty(), "{:#?}", approver.asks());
-    assert!(webhook.posts().is_empty());
+    assert!(webhook.bodies().is_empty());
     assert_ran_once_each(
         &commands_run(&hp, &id).await,
         &change_and_check_commands(&repo, branch),

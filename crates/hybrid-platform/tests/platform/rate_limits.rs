@@ -3,8 +3,6 @@
 //! test of `gates::tool_calls`). A call over the limit waits up to the
 //! configured bound, then is refused with the rule.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! The guardrail engine at the run's layers, end to end against the mock:
 //! each layer decides before its step, and a block ends the task `blocked`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use hybrid_core::{Task, TaskStatus, usd};

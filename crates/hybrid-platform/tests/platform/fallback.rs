@@ -1,8 +1,6 @@
 //! `[platforms.X] fallback = "Y"`: when X's provider answers 429, the call
 //! goes to Y at once (X is not retried), and the task completes there.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 
 use hybrid_core::{EventKind, Task, TaskStatus, TaskType};

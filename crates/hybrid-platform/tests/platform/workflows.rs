@@ -3,57 +3,19 @@
 //! failed task resumes from its first unfinished stage without running
 //! anything twice.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use hybrid_core::{Task, TaskStatus};
-use hybrid_llm::{
-    AnthropicClient, AnthropicConfig, OpenAiClient, OpenAiConfig, RetryPolicy, TransportConfig,
-};
-use hybrid_platform::roles::PlatformKind;
-use hybrid_platform::{
-    AgentInput, CustomAgent, HybridPlatform, LlmPlatform, PlatformError, RunOptions,
-};
+use hybrid_platform::{AgentInput, CustomAgent, HybridPlatform, PlatformError, RunOptions};
 use hybrid_store::AuditFilter;
+use hybrid_testkit::platform::TestPlatform;
 use hybrid_testkit::{Fault, MockLlmServer, Turn};
-use hybrid_tools::{ToolRegistry, ToolsConfig};
 use serde_json::json;
-
-fn no_retries() -> TransportConfig {
-    TransportConfig {
-        retry: RetryPolicy::none(),
-        ..TransportConfig::default()
-    }
-}
 
 /// `openai` and `claude` (with bash) on one mock.
 async fn hybrid(mock: &MockLlmServer) -> HybridPlatform {
-    let store = hybrid_store::connect("sqlite::memory:").await.unwrap();
-    let openai = OpenAiClient::new(
-        OpenAiConfig::new("sk-test", "gpt-4o")
-            .with_base_url(mock.openai_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let claude = AnthropicClient::new(
-        AnthropicConfig::new("sk-ant-test", "claude-sonnet-4-5")
-            .with_base_url(mock.anthropic_base_url())
-            .with_transport(no_retries()),
-    )
-    .unwrap();
-    let registry = ToolRegistry::builtin(&ToolsConfig::default());
-    let tools = registry.get("bash").into_iter().collect();
-    HybridPlatform::builder()
-        .store(store)
-        .platform(Arc::new(LlmPlatform::new(
-            "openai",
-            PlatformKind::Reasoning,
-            Arc::new(openai),
-        )))
-        .platform(Arc::new(
-            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(claude)).with_tools(tools),
-        ))
+    TestPlatform::on(mock)
+        .claude_tools(&["bash"])
         .build()
         .await
         .unwrap()

@@ -270,9 +270,14 @@ trait Write: Send {
     fn is_wanted(&self) -> bool;
     /// Whether it has waited too long for its turn.
     fn is_late(&self, now: Instant) -> bool;
-    /// Runs it in the batch's transaction (in a savepoint of its own if it
-    /// has several statements); its answer, to send after the commit.
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Answer>>;
+    /// Runs it in the batch's transaction — in a savepoint of its own if it
+    /// has several statements and shares the batch (`alone` is false); its
+    /// answer, to send after the commit.
+    fn run<'c>(
+        self: Box<Self>,
+        conn: &'c mut SqliteConnection,
+        alone: bool,
+    ) -> BoxFuture<'c, Box<dyn Answer>>;
     /// Answers with `error` without running it.
     fn fail(self: Box<Self>, error: sqlx::Error);
 }
@@ -281,12 +286,17 @@ trait Write: Send {
 trait Answer: Send {
     /// Whether the write failed (which may have ended the transaction).
     fn failed(&self) -> bool;
+    /// Whether the transaction must be rolled back rather than committed: a
+    /// write alone in its batch (so without a savepoint) that failed or
+    /// answered [`Outcome::Rollback`].
+    fn wants_rollback(&self) -> bool;
     /// Sends the answer: the write's own error, else the commit's.
     fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>);
 }
 
 struct Ran<T> {
     result: Result<T, StoreError>,
+    rollback: bool,
     reply: oneshot::Sender<Result<T, StoreError>>,
     context: String,
 }
@@ -300,7 +310,11 @@ impl<T: Send + 'static> Write for Queued<T> {
         now > self.deadline
     }
 
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Answer>> {
+    fn run<'c>(
+        self: Box<Self>,
+        conn: &'c mut SqliteConnection,
+        alone: bool,
+    ) -> BoxFuture<'c, Box<dyn Answer>> {
         Box::pin(async move {
             let Queued {
                 atomic,
@@ -309,9 +323,10 @@ impl<T: Send + 'static> Write for Queued<T> {
                 reply,
                 ..
             } = *self;
-            let result = run_job(conn, atomic, &context, job).await;
+            let (result, rollback) = run_job(conn, atomic, &context, job, alone).await;
             Box::new(Ran {
                 result,
+                rollback,
                 reply,
                 context,
             }) as Box<dyn Answer>
@@ -330,6 +345,10 @@ impl<T: Send + 'static> Answer for Ran<T> {
         self.result.is_err()
     }
 
+    fn wants_rollback(&self) -> bool {
+        self.rollback
+    }
+
     fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>) {
         let answer = match (self.result, commit) {
             (Ok(_), Err(e)) => Err(StoreError::query(&self.context, copy_error(e))),
@@ -341,9 +360,29 @@ impl<T: Send + 'static> Answer for Ran<T> {
     }
 }
 
-/// Runs one job; with several statements inside a savepoint, so that its
-/// failure or [`Outcome::Rollback`] undoes only its own writes.
+/// Runs one job. Sharing its batch with others, a job of several statements
+/// runs inside a savepoint, so that its failure or [`Outcome::Rollback`]
+/// undoes only its own writes; alone, it needs none (two statements fewer):
+/// the answer's second part says the whole transaction must roll back.
 async fn run_job<T>(
+    conn: &mut SqliteConnection,
+    atomic: Atomic,
+    context: &str,
+    job: Job<SqliteConnection, T>,
+    alone: bool,
+) -> (Result<T, StoreError>, bool) {
+    if alone {
+        return match job(conn).await {
+            Ok(Outcome::Commit(v)) => (Ok(v), false),
+            Ok(Outcome::Rollback(v)) => (Ok(v), true),
+            Err(e) => (Err(e), true),
+        };
+    }
+    let result = run_in_savepoint(conn, atomic, context, job).await;
+    (result, false)
+}
+
+async fn run_in_savepoint<T>(
     conn: &mut SqliteConnection,
     atomic: Atomic,
     context: &str,
@@ -419,6 +458,7 @@ async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) 
             return;
         }
     };
+    let alone = backlog.len() == 1;
     let mut ran: Vec<Box<dyn Answer>> = Vec::with_capacity(backlog.len());
     while let Some(write) = backlog.pop_front() {
         if !write.is_wanted() {
@@ -428,7 +468,7 @@ async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) 
             write.fail(sqlx::Error::PoolTimedOut);
             continue;
         }
-        let answer = write.run(&mut tx).await;
+        let answer = write.run(&mut tx, alone).await;
         let failed = answer.failed();
         ran.push(answer);
         if failed {
@@ -436,6 +476,14 @@ async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) 
         }
     }
     if ran.is_empty() {
+        return;
+    }
+    if ran.iter().any(|a| a.wants_rollback()) {
+        // Alone in its batch: its own writes are undone by ending the transaction.
+        let rolled_back = tx.rollback().await;
+        for answer in ran {
+            answer.send(rolled_back.as_ref().map(|_| ()));
+        }
         return;
     }
     let commit = tx.commit().await;

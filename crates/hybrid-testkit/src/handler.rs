@@ -56,7 +56,7 @@ pub(crate) async fn handle(
     if let Err(failure) = validate::check(protocol, &headers, &ctx.body, required_key.as_deref()) {
         return respond::failure(&ctx, &failure, &[]);
     }
-    match state.next_reply() {
+    match state.next_reply(&ctx.body) {
         Some(reply) => {
             // A model turn is an answered prompt: Anthropic's cache sees it.
             if protocol == Protocol::Anthropic && matches!(reply, Reply::Turn(_)) {

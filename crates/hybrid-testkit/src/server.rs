@@ -96,6 +96,30 @@ impl MockLlmServer {
         self.state.set_default(reply);
     }
 
+    /// A reply computed from each request's JSON body, used when the queue is
+    /// empty (before the default; `None` from it falls through to the
+    /// default). For agents that loop: answer a tool call until the last
+    /// message is a tool result, then text.
+    pub fn set_responder(
+        &self,
+        responder: impl Fn(&serde_json::Value) -> Option<Reply> + Send + Sync + 'static,
+    ) {
+        self.state
+            .set_responder(Some(std::sync::Arc::new(responder)));
+    }
+
+    /// Removes the responder.
+    pub fn clear_responder(&self) {
+        self.state.set_responder(None);
+    }
+
+    /// Whether requests are kept for [`requests`](Self::requests) (default:
+    /// yes). Benchmarks with many thousands of requests turn it off; they are
+    /// still counted by [`request_count`](Self::request_count).
+    pub fn keep_requests(&self, keep: bool) {
+        self.state.keep_requests(keep);
+    }
+
     /// When `Some`, any other key gets the provider's 401 authentication
     /// error. When `None`, any non-empty key is accepted (a missing key is
     /// still a 401).

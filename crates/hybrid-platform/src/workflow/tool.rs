@@ -111,12 +111,7 @@ impl super::WorkflowRun<'_> {
         self.t
             .sink
             .emit(EventKind::ToolCall {
-                stage: key
-                    .split('/')
-                    .next()
-                    .unwrap_or(key)
-                    .trim_start_matches("stage:")
-                    .to_owned(),
+                stage: stage_of(key).to_owned(),
                 id: key.to_owned(),
                 name: tool.to_owned(),
                 arguments: arguments.clone(),
@@ -174,12 +169,7 @@ impl super::WorkflowRun<'_> {
         self.t
             .sink
             .emit(EventKind::ToolResult {
-                stage: key
-                    .split('/')
-                    .next()
-                    .unwrap_or(key)
-                    .trim_start_matches("stage:")
-                    .to_owned(),
+                stage: stage_of(key).to_owned(),
                 id: key.to_owned(),
                 output: run.content.clone(),
                 is_error: run.is_error,
@@ -195,4 +185,12 @@ pub(super) struct ToolRun {
     pub(super) content: String,
     pub(super) exit_code: i32,
     pub(super) is_error: bool,
+}
+
+/// The stage a journal key (`stage:<id>/…`) belongs to.
+fn stage_of(key: &str) -> &str {
+    key.split('/')
+        .next()
+        .unwrap_or(key)
+        .trim_start_matches("stage:")
 }

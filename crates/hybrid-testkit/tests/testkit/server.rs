@@ -382,3 +382,48 @@ async fn drop_cuts_requests_in_flight() {
         assert_eq!(status, 200);
     }
 }
+
+#[tokio::test]
+async fn a_responder_answers_from_the_request_and_counting_needs_no_recording() {
+    let mock = MockLlmServer::start().await.unwrap();
+    // Tool calls until the last message is a tool result, then text.
+    mock.set_responder(|body: &serde_json::Value| {
+        let last = body["messages"].as_array()?.last()?.clone();
+        Some(if last["role"] == "tool" {
+            Turn::text("done").into()
+        } else {
+            Turn::tool_call("glob", serde_json::json!({"pattern": "*"})).into()
+        })
+    });
+    mock.keep_requests(false);
+    let client = reqwest::Client::new();
+    let url = format!("{}/chat/completions", mock.openai_base_url());
+    let ask = |messages: serde_json::Value| {
+        client
+            .post(&url)
+            .bearer_auth("sk-test")
+            .json(&serde_json::json!({"model": "gpt-4o", "messages": messages}))
+            .send()
+    };
+    let first: serde_json::Value = ask(serde_json::json!([{"role": "user", "content": "go"}]))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let call = &first["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "glob");
+    let second: serde_json::Value = ask(serde_json::json!([
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "a.txt"},
+    ]))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["choices"][0]["message"]["content"], "done");
+    assert_eq!(mock.request_count(), 2);
+    assert!(mock.requests().is_empty(), "not kept");
+}

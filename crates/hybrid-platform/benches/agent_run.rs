@@ -12,6 +12,7 @@
 //! | `BENCH_ROW_SECS` | 8 | time budget of a latency row |
 //! | `BENCH_TASKS` | 1000 | concurrent runs in the concurrency rows |
 //! | `BENCH_MANY` | 10000 | concurrent runs in the memory row |
+//! | `BENCH_RUNTIME` | `multi_thread` | the Tokio runtime: `multi_thread` (2 workers here) or `current_thread` (no wake-ups across threads: the CPU cost alone) |
 //! | `BENCH_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/test` | the PostgreSQL rows' database (`off`: skip them) |
 //!
 //! Each run: the Anthropic protocol, the executor on `claude` with `read_file`;
@@ -48,9 +49,18 @@ const API_KEY: &str = "sk-ant-bench";
 const CHILD_VAR: &str = "BENCH_AGENT_CHILD";
 
 fn main() -> BenchResult<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        Ok("multi_thread") | Err(_) => tokio::runtime::Builder::new_multi_thread(),
+        Ok(other) => {
+            return Err(format!(
+                "BENCH_RUNTIME={other:?}: expected multi_thread or current_thread"
+            )
+            .into());
+        }
+    }
+    .enable_all()
+    .build()?;
     if let Ok(spec) = std::env::var(CHILD_VAR) {
         let spec: ChildSpec = serde_json::from_str(&spec)?;
         let row = runtime.block_on(async move { tokio::spawn(concurrent_row(spec)).await? })?;
@@ -78,6 +88,8 @@ fn postgres_url() -> Option<String> {
 enum StoreKind {
     /// No platform: the bare requests.
     Bare,
+    /// `sqlite::memory:`: the platform's own cost, without a file's commits.
+    SqliteMemory,
     SqliteFile,
     Postgres,
 }
@@ -86,6 +98,7 @@ impl StoreKind {
     fn label(self) -> &'static str {
         match self {
             StoreKind::Bare => "bare HTTP",
+            StoreKind::SqliteMemory => "platform+memory",
             StoreKind::SqliteFile => "platform+sqlite",
             StoreKind::Postgres => "platform+postgres",
         }
@@ -101,12 +114,14 @@ async fn run() -> BenchResult<()> {
     if postgres_url().is_some() {
         kinds.push(StoreKind::Postgres);
     }
+    let mut latency_kinds = kinds.clone();
+    latency_kinds.insert(1, StoreKind::SqliteMemory);
 
     let mock = mock().await?;
     let work = tempfile::tempdir()?;
     std::fs::write(work.path().join("app.yaml"), FILE)?;
     let mut latency = Vec::new();
-    for &kind in &kinds {
+    for &kind in &latency_kinds {
         let runner = Runner::new(kind, &mock, work.path(), "latency").await?;
         runner.once().await?; // migrations, first connections, and a check
         let mut samples = Vec::with_capacity(iters);
@@ -197,6 +212,7 @@ impl Runner {
                     workdir: workdir.to_path_buf(),
                 });
             }
+            StoreKind::SqliteMemory => ("sqlite::memory:".to_owned(), None),
             StoreKind::SqliteFile => (
                 format!("sqlite://{}", workdir.join(format!("{tag}.db")).display()),
                 None,

@@ -202,7 +202,6 @@ impl Dialect for Postgres {
     const SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const DML_IN_CTE: bool = true;
 
-    type Db = sqlx::Postgres;
     type Conn = PgConnection;
 
     fn lease_clock(_now: DateTime<Utc>, _until: DateTime<Utc>, ttl_micros: i64) -> Vec<Arg> {
@@ -211,8 +210,33 @@ impl Dialect for Postgres {
 
     crate::sql::run_statements!(PgConnection);
 
-    fn read_pool(&self) -> &PgPool {
-        &self.pool
+    fn read<T: Send + 'static>(
+        &self,
+        context: String,
+        job: Job<PgConnection, T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| StoreError::query(&context, e))?;
+            Ok(job(&mut conn).await?.into_inner())
+        })
+    }
+
+    fn read_snapshot<T: Send + 'static>(
+        &self,
+        context: String,
+        job: Job<PgConnection, T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let err = |e| StoreError::query(&context, e);
+            let mut tx = self.pool.begin_with(Self::SNAPSHOT).await.map_err(err)?;
+            let value = job(&mut tx).await?.into_inner();
+            tx.commit().await.map_err(err)?;
+            Ok(value)
+        })
     }
 
     /// One statement runs in autocommit (a job answering

@@ -2,28 +2,37 @@
 //! differs from PostgreSQL lives here; the store itself is
 //! [`SqlStore`](crate::sql::SqlStore).
 //!
+//! Statements run through `rusqlite` (SQLite's C API, prepared statements
+//! cached per connection) on the calling thread: a statement of this store
+//! takes microseconds, so a hop to a driver thread and back (what an async
+//! driver does for every statement) would cost more than the statement.
+//! Migrations of a file still run through `sqlx`'s migrator, so databases it
+//! created keep their history.
+//!
 //! A file database runs in WAL mode (readers never block the writer), foreign
 //! keys on. SQLite lets one connection write at a time, and connections that
 //! find the write lock taken sleep and re-poll (the busy timeout) in no
-//! particular order, so under load one of many pooled writers could wait out
-//! any timeout. So every write of this process goes through one dedicated
-//! writer connection, driven by one writer task: writes queue in order
-//! instead of polling, and reads use a separate pool of up to 8 connections
-//! that WAL lets run while a write is in progress. The 10 s busy timeout now
-//! only covers writers in *other* processes. A write waits at most 60 s for
-//! its turn at the writer before failing; one whose caller went away before
-//! its turn is dropped.
+//! particular order, so every write of this process goes through one writer
+//! connection: writes queue in order instead of polling. Reads use pooled
+//! read connections (WAL lets them run while a write is in progress). A write
+//! waits at most 60 s for its turn before failing; one whose caller went away
+//! before its turn is dropped.
 //!
-//! **Group commit.** The writer task runs every write waiting in the queue
-//! (up to 512) in one transaction, each in a savepoint of its own if it has
-//! several statements, and answers each caller only after that transaction
-//! has committed: one commit serves many concurrent callers, and every write
-//! is still committed (visible to other processes) before its call returns.
-//! A write that fails is undone alone and ends its batch.
+//! **Group commit.** Whoever finds the writer free takes it and runs every
+//! write waiting in the queue (up to 512) in one transaction, each in a
+//! savepoint of its own if it has several statements, and answers each caller
+//! only after that transaction has committed: one commit serves many
+//! concurrent callers, and every write is still committed (visible to other
+//! processes) before its call returns. A write that fails is undone alone and
+//! ends its batch. Writes that queued meanwhile go to a task of their own, so
+//! no caller serves others for long.
 //!
 //! Every write transaction starts with `BEGIN IMMEDIATE`, so it takes the
 //! write lock up front instead of failing when it upgrades from reading to
-//! writing (which another process's writer could make it do).
+//! writing. The writer tries it without waiting; only when another process
+//! holds the lock does the batch move to a blocking thread, which waits up to
+//! the 10 s busy timeout, so the async runtime's threads never sleep on
+//! another process.
 //!
 //! `synchronous = NORMAL`: in WAL mode this is SQLite's recommended setting,
 //! which never corrupts the database and loses nothing when the process
@@ -31,37 +40,44 @@
 //! sparing an fsync on every commit.
 //!
 //! `sqlite::memory:` gives a private in-memory database on a single
-//! connection (each connection would be a separate database), which then does
-//! the reads and the writes.
+//! connection (each connection would be a separate database), the writer's,
+//! which then does the reads as well.
 //!
 //! Values: timestamps are RFC 3339 `TEXT` in UTC with microseconds and `Z`
 //! (fixed width, so text order is time order), JSON is `TEXT`. Leases use
 //! the application's clock (see [`journal`](crate::journal)).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::Row as _;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::oneshot;
 
 use crate::StoreError;
-use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, Job, Outcome, Row, SqlStore, row_cells};
+use crate::sql::{Arg, Atomic, BoxFuture, Cell, Dialect, Job, Outcome, Row, SqlStore};
 
 const BACKEND: &str = "sqlite";
 /// How long a write waits for another process's writer to let go.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a write waits for its turn at this process's writer connection.
 const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Read connections of a file database.
-const MAX_READ_CONNECTIONS: u32 = 8;
+/// Idle read connections of a file database kept open.
+const MAX_IDLE_READERS: usize = 8;
 /// Writes committed together at most.
 const MAX_BATCH: usize = 512;
+/// Prepared statements each connection keeps.
+const STATEMENT_CACHE: usize = 128;
+/// Commits between two checkpoints of a file's WAL.
+const CHECKPOINT_EVERY: u64 = 256;
 
 /// A [`Store`](crate::Store) on a SQLite file or in memory.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -69,10 +85,40 @@ pub type SqliteStore = SqlStore<Sqlite>;
 /// The SQLite [`Dialect`]: its connections.
 #[derive(Debug, Clone)]
 pub struct Sqlite {
-    /// Reads; in memory, the one connection that does everything.
-    pool: SqlitePool,
-    /// Where writes queue for the writer task, in order.
-    queue: mpsc::UnboundedSender<Box<dyn Write>>,
+    shared: Arc<Shared>,
+}
+
+/// The connections, shared by every handle of the store.
+struct Shared {
+    /// The database file; `None` in memory.
+    file: Option<PathBuf>,
+    /// How long a connection waits for another process's lock.
+    busy_timeout: Duration,
+    /// Idle read connections of a file database.
+    readers: Mutex<Vec<Connection>>,
+    /// The writer connection and the writes waiting for it.
+    writer: Mutex<Writer>,
+    /// Commits so far, which decide when to checkpoint.
+    commits: AtomicU64,
+    /// Wakes the checkpoint thread (a file database).
+    checkpoint: Option<mpsc::SyncSender<()>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("file", &self.file)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writer's state.
+struct Writer {
+    /// The connection, when no one is writing on it.
+    conn: Option<Connection>,
+    /// Writes waiting for their turn, in order.
+    queue: VecDeque<Box<dyn Write>>,
 }
 
 impl SqlStore<Sqlite> {
@@ -92,76 +138,93 @@ impl SqlStore<Sqlite> {
             .map_err(conn_err)?
             .foreign_keys(true)
             .busy_timeout(busy_timeout);
-        let mut migrate_lock = None;
-        let (pool, writer) = if is_memory(url) {
-            // One connection that never closes: the database lives as long as it.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(WRITE_QUEUE_TIMEOUT)
-                .connect_with(options)
-                .await
-                .map_err(conn_err)?;
-            (pool.clone(), pool)
-        } else {
-            if let Some(dir) = options
-                .get_filename()
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        if is_memory(url) {
+            let conn = Connection::open_in_memory()
+                .and_then(|c| configure(c, None))
+                .map_err(|e| conn_err(db_error(e)))?;
+            for migration in migrator
+                .iter()
+                .filter(|m| !m.migration_type.is_down_migration())
             {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|error| StoreError::CreateDir {
-                        path: dir.to_path_buf(),
-                        error,
-                    })?;
+                conn.execute_batch(&migration.sql).map_err(|e| {
+                    StoreError::migration(BACKEND)(sqlx::migrate::MigrateError::Execute(db_error(
+                        e,
+                    )))
+                })?;
             }
-            // Several processes may open a new database at once (a run and an
-            // `approvals list` beside it). Switching it to WAL and migrating
-            // need it to themselves, and SQLite gives sqlx no lock for that,
-            // so openers take turns on a lock file next to the database.
-            migrate_lock = Some(lock_file(lock_path(options.get_filename())).await?);
-            let options = options
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            // The writer first: it creates the file and switches it to WAL.
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(WRITE_QUEUE_TIMEOUT)
-                .connect_with(options.clone())
+            return Ok(SqlStore::new(Sqlite::new(None, busy_timeout, conn, None)));
+        }
+        let file = options.get_filename().to_path_buf();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(conn_err)?;
-            let pool = SqlitePoolOptions::new()
-                .max_connections(MAX_READ_CONNECTIONS)
-                .connect_with(options)
-                .await
-                .map_err(conn_err)?;
-            (pool, writer)
-        };
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
+                .map_err(|error| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    error,
+                })?;
+        }
+        // Several processes may open a new database at once (a run and an
+        // `approvals list` beside it). Switching it to WAL and migrating
+        // need it to themselves, so openers take turns on a lock file next
+        // to the database.
+        let migrate_lock = lock_file(lock_path(&file)).await?;
+        // sqlx's migrator on a one-connection pool (it records what it ran
+        // in `_sqlx_migrations`), closed once done.
+        let migrating = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await
+            .map_err(conn_err)?;
+        migrator
+            .run(&migrating)
             .await
             .map_err(StoreError::migration(BACKEND))?;
+        migrating.close().await;
         drop(migrate_lock);
-        let (queue, queued) = mpsc::unbounded_channel();
-        // The writer connection is the writer task's alone (in memory it is
-        // `pool`'s one connection, borrowed for each batch).
-        tokio::spawn(write_loop(writer, queued));
-        Ok(SqlStore::new(Sqlite { pool, queue }))
+        let writer = open(&file, busy_timeout).map_err(|e| conn_err(db_error(e)))?;
+        // The writer tries for the write lock without waiting (see the module
+        // docs), and leaves checkpoints to the checkpoint thread.
+        writer
+            .busy_timeout(Duration::ZERO)
+            .and_then(|()| writer.pragma_update(None, "wal_autocheckpoint", 0))
+            .map_err(|e| conn_err(db_error(e)))?;
+        // A first reader now, so a bad file fails here rather than at the first read.
+        let reader = open(&file, busy_timeout).map_err(|e| conn_err(db_error(e)))?;
+        let checkpoint = open(&file, busy_timeout)
+            .map(start_checkpointer)
+            .map_err(|e| conn_err(db_error(e)))?;
+        let dialect = Sqlite::new(Some(file), busy_timeout, writer, Some(checkpoint));
+        dialect.give_back_reader(reader);
+        Ok(SqlStore::new(dialect))
     }
 
-    /// The connection pool the store reads with, for callers that need SQL
-    /// this trait does not offer. With a file database, writes through it do
-    /// not queue with the store's own writes: like another process's, they
-    /// wait for the write lock up to the busy timeout.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.d.pool
+    /// Runs `f` on the writer connection, in a write transaction of its own
+    /// (committed unless `f` fails), for callers that need SQL the
+    /// [`Store`](crate::Store) trait does not offer.
+    pub async fn with_writer<T, F>(&self, context: &str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let ctx = context.to_owned();
+        self.d
+            .write(
+                Atomic::Transaction,
+                context.to_owned(),
+                crate::sql::job(move |c: &mut Connection| {
+                    let done = f(c)
+                        .map(Outcome::Commit)
+                        .map_err(|e| StoreError::query(&ctx, db_error(e)));
+                    Box::pin(std::future::ready(done))
+                }),
+            )
+            .await
     }
 }
 
@@ -170,33 +233,296 @@ fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
+/// Opens a connection to the database file (which must exist).
+fn open(file: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(conn, Some(busy_timeout))
+}
+
+/// Foreign keys on, `synchronous = NORMAL`, the busy timeout (a file), the
+/// statement cache.
+fn configure(conn: Connection, busy_timeout: Option<Duration>) -> rusqlite::Result<Connection> {
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if let Some(timeout) = busy_timeout {
+        conn.busy_timeout(timeout)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
 /// A timestamp as stored: RFC 3339, UTC, microseconds, `Z` — fixed width, so
 /// text order is time order.
 fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// `sql` with `args` bound: timestamps as text, JSON as text.
-fn query<'q>(
-    sql: &'q str,
-    args: &'q [Arg],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>> {
-    args.iter().fold(sqlx::query(sql), |q, arg| match arg {
-        Arg::Text(t) | Arg::Json(t) => q.bind(t.as_deref()),
-        Arg::Int(n) => q.bind(*n),
-        Arg::Time(t) => q.bind(t.map(ts)),
-    })
+/// A SQLite error as the store reports driver errors: a database error that
+/// knows unique and foreign-key violations by their extended result codes.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SqliteError {
+    /// The extended result code, if SQLite gave one.
+    code: Option<i32>,
+    message: String,
 }
 
-/// A row's values by their stored type.
-fn cells(row: &SqliteRow) -> Result<Row, sqlx::Error> {
-    row_cells(row, |row, i, stored| {
-        Ok(match stored {
-            "INTEGER" | "BOOLEAN" => Cell::Int(row.try_get_unchecked(i)?),
-            "REAL" => Cell::Float(row.try_get_unchecked(i)?),
-            _ => Cell::Text(row.try_get_unchecked(i)?),
-        })
-    })
+impl sqlx::error::DatabaseError for SqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.map(|c| Cow::Owned(c.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        use sqlx::error::ErrorKind;
+        match self.code {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for SqliteError {
+    fn from(error: rusqlite::Error) -> Self {
+        let code = match &error {
+            rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
+            _ => None,
+        };
+        SqliteError {
+            code,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A `rusqlite` error as a driver error.
+fn db_error(error: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(SqliteError::from(error)))
+}
+
+/// Whether SQLite answered "busy": another connection holds the lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy)
+}
+
+/// Prepares (or takes from the cache) `sql` and binds `args`: `$n` (a named
+/// parameter to SQLite) takes `args[n - 1]`, timestamps as text, JSON as text.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    args: &[Arg],
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for index in 1..=stmt.parameter_count() {
+        let position = stmt
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix(['$', '?']))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(index);
+        let arg = args
+            .get(position.wrapping_sub(1))
+            .ok_or(rusqlite::Error::InvalidParameterCount(position, args.len()))?;
+        match arg {
+            Arg::Text(t) | Arg::Json(t) => stmt.raw_bind_parameter(index, t.as_deref())?,
+            Arg::Int(n) => stmt.raw_bind_parameter(index, n)?,
+            Arg::Time(t) => stmt.raw_bind_parameter(index, t.map(ts))?,
+        }
+    }
+    Ok(stmt)
+}
+
+/// Runs a statement to its end; how many rows it changed.
+fn execute_now(conn: &Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<u64> {
+    let mut stmt = prepare(conn, sql, args)?;
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    drop(rows);
+    drop(stmt);
+    Ok(conn.changes())
+}
+
+/// Runs a statement; its rows, each value by its stored type.
+fn fetch_now(conn: &Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = prepare(conn, sql, args)?;
+    let columns = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cells = Vec::with_capacity(columns);
+        for i in 0..columns {
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(n) => Cell::Int(n),
+                ValueRef::Real(x) => Cell::Float(x),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(
+                    String::from_utf8(t.to_vec())
+                        .map_err(|e| rusqlite::Error::Utf8Error(e.utf8_error()))?,
+                ),
+            });
+        }
+        out.push(Row(cells));
+    }
+    Ok(out)
+}
+
+/// Runs a job's future, which completes at once: every statement it awaits
+/// runs synchronously. One that stays pending awaited something else, which
+/// a job on a SQLite connection must not do.
+fn run_now<T>(
+    context: &str,
+    mut future: BoxFuture<'_, Result<Outcome<T>, StoreError>>,
+) -> Result<Outcome<T>, StoreError> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(done) => done,
+        Poll::Pending => Err(StoreError::query(
+            context,
+            sqlx::Error::Protocol(
+                "a SQLite job awaited something other than its statements".into(),
+            ),
+        )),
+    }
+}
+
+impl Sqlite {
+    fn new(
+        file: Option<PathBuf>,
+        busy_timeout: Duration,
+        writer: Connection,
+        checkpoint: Option<mpsc::SyncSender<()>>,
+    ) -> Self {
+        Sqlite {
+            shared: Arc::new(Shared {
+                file,
+                busy_timeout,
+                readers: Mutex::new(Vec::new()),
+                writer: Mutex::new(Writer {
+                    conn: Some(writer),
+                    queue: VecDeque::new(),
+                }),
+                commits: AtomicU64::new(0),
+                checkpoint,
+            }),
+        }
+    }
+
+    /// An idle read connection, or a new one.
+    fn take_reader(&self, context: &str) -> Result<Connection, StoreError> {
+        let idle = self
+            .shared
+            .readers
+            .lock()
+            .map_err(|_| poisoned(context))?
+            .pop();
+        match (idle, &self.shared.file) {
+            (Some(conn), _) => Ok(conn),
+            (None, Some(file)) => open(file, self.shared.busy_timeout)
+                .map_err(|e| StoreError::query(context, db_error(e))),
+            (None, None) => Err(StoreError::query(
+                context,
+                sqlx::Error::Protocol("an in-memory database has no read connections".into()),
+            )),
+        }
+    }
+
+    /// Keeps a read connection for the next read (up to [`MAX_IDLE_READERS`]).
+    fn give_back_reader(&self, conn: Connection) {
+        // The pool is a plain list: nothing a panic could have left half done.
+        let mut idle = self
+            .shared
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs a read job on a read connection, inside `BEGIN`/`COMMIT` if `snapshot`.
+    fn read_now<T>(
+        &self,
+        context: &str,
+        snapshot: bool,
+        job: Job<Connection, T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take_reader(context)?;
+        let err = |e| StoreError::query(context, db_error(e));
+        let result = (|| {
+            if snapshot {
+                run_cached(&conn, "BEGIN").map_err(err)?;
+            }
+            let value = run_now(context, job(&mut conn));
+            if snapshot {
+                run_cached(&conn, if value.is_ok() { "COMMIT" } else { "ROLLBACK" })
+                    .map_err(err)?;
+            }
+            value.map(Outcome::into_inner)
+        })();
+        // A connection left inside a transaction (a failed COMMIT) is not reused.
+        if conn.is_autocommit() {
+            self.give_back_reader(conn);
+        }
+        result
+    }
+}
+
+/// Starts the thread that checkpoints the WAL on `conn` whenever the
+/// writer asks (every [`CHECKPOINT_EVERY`] commits), so no write waits for
+/// one: SQLite would otherwise run it inside the commit that crosses its
+/// threshold. `PASSIVE` never waits for readers or the writer; pages still
+/// in use are copied by a later one. The thread ends with the store.
+fn start_checkpointer(conn: Connection) -> mpsc::SyncSender<()> {
+    let (wake, woken) = mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            for () in woken {
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(1)
+                });
+                if let Err(error) = done {
+                    tracing::warn!(%error, "SQLite WAL checkpoint failed; the next one retries");
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        // Without the thread the WAL grows until the next open's checkpoint;
+        // writes still succeed.
+        tracing::warn!(%error, "cannot start the SQLite checkpoint thread");
+    }
+    wake
+}
+
+/// The error of a lock a panic poisoned.
+fn poisoned(context: &str) -> StoreError {
+    StoreError::query(
+        context,
+        sqlx::Error::Protocol("a panic poisoned the SQLite connection lock".into()),
+    )
 }
 
 impl Dialect for Sqlite {
@@ -215,13 +541,49 @@ impl Dialect for Sqlite {
     const SNAPSHOT: &'static str = "BEGIN";
     const DML_IN_CTE: bool = false;
 
-    type Db = sqlx::Sqlite;
-    type Conn = SqliteConnection;
+    type Conn = Connection;
 
-    crate::sql::run_statements!(SqliteConnection);
+    fn execute<'a>(
+        conn: &'a mut Connection,
+        sql: &'a str,
+        args: Vec<Arg>,
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+        Box::pin(std::future::ready(
+            execute_now(conn, sql, &args).map_err(db_error),
+        ))
+    }
 
-    fn read_pool(&self) -> &SqlitePool {
-        &self.pool
+    fn fetch<'a>(
+        conn: &'a mut Connection,
+        sql: &'a str,
+        args: Vec<Arg>,
+    ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>> {
+        Box::pin(std::future::ready(
+            fetch_now(conn, sql, &args).map_err(db_error),
+        ))
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        context: String,
+        job: Job<Connection, T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        if self.shared.file.is_none() {
+            return self.write(Atomic::Statement, context, job);
+        }
+        Box::pin(std::future::ready(self.read_now(&context, false, job)))
+    }
+
+    fn read_snapshot<T: Send + 'static>(
+        &self,
+        context: String,
+        job: Job<Connection, T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        if self.shared.file.is_none() {
+            // The writer's batch is a transaction: one snapshot.
+            return self.write(Atomic::Statement, context, job);
+        }
+        Box::pin(std::future::ready(self.read_now(&context, true, job)))
     }
 
     fn lease_clock(now: DateTime<Utc>, until: DateTime<Utc>, _ttl_micros: i64) -> Vec<Arg> {
@@ -232,7 +594,7 @@ impl Dialect for Sqlite {
         &self,
         atomic: Atomic,
         context: String,
-        job: Job<SqliteConnection, T>,
+        job: Job<Connection, T>,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
@@ -243,9 +605,19 @@ impl Dialect for Sqlite {
                 reply,
                 deadline: Instant::now() + WRITE_QUEUE_TIMEOUT,
             });
-            self.queue
-                .send(queued)
-                .map_err(|_| StoreError::query(&context, sqlx::Error::PoolClosed))?;
+            let turn = {
+                let mut writer = self.shared.writer.lock().map_err(|_| poisoned(&context))?;
+                writer.queue.push_back(queued);
+                writer
+                    .conn
+                    .take()
+                    .map(|conn| (conn, take_batch(&mut writer.queue)))
+            };
+            if let Some((conn, batch)) = turn {
+                // The writer was free: this call runs the batch (its own
+                // write and any that queued with it) here and now.
+                Arc::clone(&self.shared).serve(conn, batch);
+            }
             answer
                 .await
                 .map_err(|_| StoreError::query(&context, sqlx::Error::WorkerCrashed))?
@@ -253,11 +625,80 @@ impl Dialect for Sqlite {
     }
 }
 
+/// Up to [`MAX_BATCH`] writes from the front of the queue.
+fn take_batch(queue: &mut VecDeque<Box<dyn Write>>) -> VecDeque<Box<dyn Write>> {
+    let n = queue.len().min(MAX_BATCH);
+    queue.drain(..n).collect()
+}
+
+impl Shared {
+    /// Runs `batch` on the writer connection — here, unless another process
+    /// holds the write lock (then on a blocking thread that waits for it) —
+    /// then hands the writer on.
+    fn serve(self: Arc<Self>, mut conn: Connection, mut batch: VecDeque<Box<dyn Write>>) {
+        let Ok(committed) = run_batch(&mut conn, &mut batch, false) else {
+            let busy_timeout = self.busy_timeout;
+            tokio::task::spawn_blocking(move || {
+                let waited = conn
+                    .busy_timeout(busy_timeout)
+                    .map(|()| run_batch(&mut conn, &mut batch, true));
+                match waited.and_then(|ran| conn.busy_timeout(Duration::ZERO).map(|()| ran)) {
+                    Ok(ran) => self.committed(ran.unwrap_or(false)),
+                    Err(e) => {
+                        let e = SqliteError::from(e);
+                        for write in batch.drain(..) {
+                            write.fail(sqlx::Error::Database(Box::new(e.clone())));
+                        }
+                    }
+                }
+                self.hand_on(conn, batch);
+            });
+            return;
+        };
+        self.committed(committed);
+        self.hand_on(conn, batch);
+    }
+
+    /// Counts a batch that committed, waking the checkpoint thread every
+    /// [`CHECKPOINT_EVERY`] commits.
+    fn committed(&self, committed: bool) {
+        if !committed {
+            return;
+        }
+        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(CHECKPOINT_EVERY)
+            && let Some(wake) = &self.checkpoint
+        {
+            // Full: a checkpoint is already due, which covers this one.
+            let _ = wake.try_send(());
+        }
+    }
+
+    /// Gives the writer back, or — if writes are waiting (`left`, what a
+    /// failed write left of its batch, first) — a task of its own to run
+    /// them.
+    fn hand_on(self: Arc<Self>, conn: Connection, mut left: VecDeque<Box<dyn Write>>) {
+        // A queue and a connection slot: nothing a panic could have left half done.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(write) = left.pop_back() {
+            writer.queue.push_front(write);
+        }
+        if writer.queue.is_empty() {
+            writer.conn = Some(conn);
+            return;
+        }
+        let batch = take_batch(&mut writer.queue);
+        drop(writer);
+        let shared = Arc::clone(&self);
+        tokio::spawn(async move { shared.serve(conn, batch) });
+    }
+}
+
 /// A write waiting for the writer, with where to send its answer.
 struct Queued<T> {
     atomic: Atomic,
     context: String,
-    job: Job<SqliteConnection, T>,
+    job: Job<Connection, T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     /// When it stops waiting for its turn.
     deadline: Instant,
@@ -273,11 +714,7 @@ trait Write: Send {
     /// Runs it in the batch's transaction — in a savepoint of its own if it
     /// has several statements and shares the batch (`alone` is false); its
     /// answer, to send after the commit.
-    fn run<'c>(
-        self: Box<Self>,
-        conn: &'c mut SqliteConnection,
-        alone: bool,
-    ) -> BoxFuture<'c, Box<dyn Answer>>;
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> Box<dyn Answer>;
     /// Answers with `error` without running it.
     fn fail(self: Box<Self>, error: sqlx::Error);
 }
@@ -291,7 +728,7 @@ trait Answer: Send {
     /// answered [`Outcome::Rollback`].
     fn wants_rollback(&self) -> bool;
     /// Sends the answer: the write's own error, else the commit's.
-    fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>);
+    fn send(self: Box<Self>, commit: Result<(), &SqliteError>);
 }
 
 struct Ran<T> {
@@ -310,26 +747,20 @@ impl<T: Send + 'static> Write for Queued<T> {
         now > self.deadline
     }
 
-    fn run<'c>(
-        self: Box<Self>,
-        conn: &'c mut SqliteConnection,
-        alone: bool,
-    ) -> BoxFuture<'c, Box<dyn Answer>> {
-        Box::pin(async move {
-            let Queued {
-                atomic,
-                context,
-                job,
-                reply,
-                ..
-            } = *self;
-            let (result, rollback) = run_job(conn, atomic, &context, job, alone).await;
-            Box::new(Ran {
-                result,
-                rollback,
-                reply,
-                context,
-            }) as Box<dyn Answer>
+    fn run(self: Box<Self>, conn: &mut Connection, alone: bool) -> Box<dyn Answer> {
+        let Queued {
+            atomic,
+            context,
+            job,
+            reply,
+            ..
+        } = *self;
+        let (result, rollback) = run_job(conn, atomic, &context, job, alone);
+        Box::new(Ran {
+            result,
+            rollback,
+            reply,
+            context,
         })
     }
 
@@ -349,9 +780,15 @@ impl<T: Send + 'static> Answer for Ran<T> {
         self.rollback
     }
 
-    fn send(self: Box<Self>, commit: Result<(), &sqlx::Error>) {
+    fn send(self: Box<Self>, commit: Result<(), &SqliteError>) {
         let answer = match (self.result, commit) {
-            (Ok(_), Err(e)) => Err(StoreError::query(&self.context, copy_error(e))),
+            (Ok(_), Err(e)) => Err(StoreError::query(
+                &self.context,
+                sqlx::Error::Database(Box::new(SqliteError {
+                    code: e.code,
+                    message: format!("the batch of writes did not commit: {}", e.message),
+                })),
+            )),
             (result, _) => result,
         };
         // A caller that went away after its write ran gets no answer; the
@@ -364,103 +801,66 @@ impl<T: Send + 'static> Answer for Ran<T> {
 /// runs inside a savepoint, so that its failure or [`Outcome::Rollback`]
 /// undoes only its own writes; alone, it needs none (two statements fewer):
 /// the answer's second part says the whole transaction must roll back.
-async fn run_job<T>(
-    conn: &mut SqliteConnection,
+fn run_job<T>(
+    conn: &mut Connection,
     atomic: Atomic,
     context: &str,
-    job: Job<SqliteConnection, T>,
+    job: Job<Connection, T>,
     alone: bool,
 ) -> (Result<T, StoreError>, bool) {
     if alone {
-        return match job(conn).await {
+        return match run_now(context, job(conn)) {
             Ok(Outcome::Commit(v)) => (Ok(v), false),
             Ok(Outcome::Rollback(v)) => (Ok(v), true),
             Err(e) => (Err(e), true),
         };
     }
-    let result = run_in_savepoint(conn, atomic, context, job).await;
-    (result, false)
+    (run_in_savepoint(conn, atomic, context, job), false)
 }
 
-async fn run_in_savepoint<T>(
-    conn: &mut SqliteConnection,
+fn run_in_savepoint<T>(
+    conn: &mut Connection,
     atomic: Atomic,
     context: &str,
-    job: Job<SqliteConnection, T>,
+    job: Job<Connection, T>,
 ) -> Result<T, StoreError> {
-    let err = |e| StoreError::query(context, e);
+    let err = |e| StoreError::query(context, db_error(e));
     let savepoint = atomic == Atomic::Transaction;
     if savepoint {
-        Sqlite::execute(conn, "SAVEPOINT write_job", Vec::new())
-            .await
-            .map_err(err)?;
+        run_cached(conn, "SAVEPOINT write_job").map_err(err)?;
     }
-    let outcome = job(conn).await;
+    let outcome = run_now(context, job(conn));
     if savepoint {
         if !matches!(outcome, Ok(Outcome::Commit(_))) {
-            Sqlite::execute(conn, "ROLLBACK TO write_job", Vec::new())
-                .await
-                .map_err(err)?;
+            run_cached(conn, "ROLLBACK TO write_job").map_err(err)?;
         }
-        Sqlite::execute(conn, "RELEASE write_job", Vec::new())
-            .await
-            .map_err(err)?;
+        run_cached(conn, "RELEASE write_job").map_err(err)?;
     }
-    match outcome? {
-        Outcome::Commit(v) | Outcome::Rollback(v) => Ok(v),
-    }
+    outcome.map(Outcome::into_inner)
 }
 
-/// An error for every write of a batch (sqlx errors do not clone).
-fn copy_error(error: &sqlx::Error) -> sqlx::Error {
-    match error {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        other => sqlx::Error::Protocol(format!("the batch of writes did not commit: {other}")),
+/// Runs writes from the front of `batch` in one transaction, until it is
+/// empty or one fails (the rest stay in `batch`); whether it committed.
+/// `Err` if another process holds the write lock and `wait` is false:
+/// nothing ran.
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut VecDeque<Box<dyn Write>>,
+    wait: bool,
+) -> Result<bool, Busy> {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+        if !wait && is_busy(&e) {
+            return Err(Busy);
+        }
+        let e = SqliteError::from(e);
+        for write in batch.drain(..) {
+            write.fail(sqlx::Error::Database(Box::new(e.clone())));
+        }
+        return Ok(false);
     }
-}
-
-/// The writer: takes the queued writes in order and runs as many as are
-/// waiting (up to [`MAX_BATCH`]) in one `BEGIN IMMEDIATE` transaction on the
-/// writer connection, then answers each once that transaction has committed
-/// (group commit: one commit for many callers, each still durable when
-/// answered). A write that fails ends its batch early (its error may have
-/// ended the transaction); the rest go into the next. Ends when every handle
-/// of the store is dropped.
-async fn write_loop(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Box<dyn Write>>) {
-    let mut backlog: VecDeque<Box<dyn Write>> = VecDeque::new();
-    loop {
-        if backlog.is_empty() {
-            match queue.recv().await {
-                Some(first) => backlog.push_back(first),
-                None => return,
-            }
-        }
-        while backlog.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => backlog.push_back(next),
-                Err(_) => break,
-            }
-        }
-        run_batch(&writer, &mut backlog).await;
-    }
-}
-
-/// Runs writes from the front of `backlog` in one transaction, until it is
-/// empty or one fails.
-async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) {
-    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => {
-            for write in backlog.drain(..) {
-                write.fail(copy_error(&e));
-            }
-            return;
-        }
-    };
-    let alone = backlog.len() == 1;
-    let mut ran: Vec<Box<dyn Answer>> = Vec::with_capacity(backlog.len());
-    while let Some(write) = backlog.pop_front() {
+    let alone = batch.len() == 1;
+    let mut ran: Vec<Box<dyn Answer>> = Vec::with_capacity(batch.len());
+    while let Some(write) = batch.pop_front() {
         if !write.is_wanted() {
             continue;
         }
@@ -468,29 +868,46 @@ async fn run_batch(writer: &SqlitePool, backlog: &mut VecDeque<Box<dyn Write>>) 
             write.fail(sqlx::Error::PoolTimedOut);
             continue;
         }
-        let answer = write.run(&mut tx, alone).await;
+        let answer = write.run(conn, alone);
         let failed = answer.failed();
         ran.push(answer);
         if failed {
             break;
         }
     }
-    if ran.is_empty() {
-        return;
-    }
-    if ran.iter().any(|a| a.wants_rollback()) {
+    let end = if ran.iter().any(|a| a.wants_rollback()) {
         // Alone in its batch: its own writes are undone by ending the transaction.
-        let rolled_back = tx.rollback().await;
-        for answer in ran {
-            answer.send(rolled_back.as_ref().map(|_| ()));
-        }
-        return;
+        "ROLLBACK"
+    } else {
+        "COMMIT"
+    };
+    // An error may already have ended the transaction (SQLite rolls back
+    // on some); then there is nothing to end.
+    let ended = if conn.is_autocommit() {
+        Ok(())
+    } else {
+        run_cached(conn, end).map_err(SqliteError::from)
+    };
+    if ended.is_err() && !conn.is_autocommit() {
+        // A failed COMMIT leaves the transaction open: undo it, so the next
+        // batch starts clean.
+        let _ = conn.execute_batch("ROLLBACK");
     }
-    let commit = tx.commit().await;
+    let committed = ended.is_ok() && end == "COMMIT" && !ran.is_empty();
     for answer in ran {
-        answer.send(commit.as_ref().map(|_| ()));
+        answer.send(ended.as_ref().map(|_| ()));
     }
+    Ok(committed)
 }
+
+/// Runs a statement without parameters or rows (`BEGIN`, `COMMIT`,
+/// `SAVEPOINT` …), prepared once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+}
+
+/// [`run_batch`] found the write lock held by another process.
+struct Busy;
 
 /// The file locked while migrating `db`: `db` with `-migrate.lock` appended.
 fn lock_path(db: &std::path::Path) -> std::path::PathBuf {
@@ -640,8 +1057,10 @@ mod tests {
             metrics.status_counts.get("completed"),
             Some(&(tasks as u64))
         );
-        let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
-            .fetch_one(store.pool())
+        let events = store
+            .with_writer("counting events", |c| {
+                c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+            })
             .await
             .unwrap();
         assert_eq!(events, 9 * tasks as i64);
@@ -670,25 +1089,7 @@ mod tests {
         store.put_stage(id, 0, "answer", &stage()).await.unwrap();
 
         // The writer busy, as if in a long write: every read still answers.
-        let (release, held) = tokio::sync::oneshot::channel::<()>();
-        let (entered, inside) = tokio::sync::oneshot::channel::<()>();
-        let holder = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let hold = crate::sql::job(move |_: &mut SqliteConnection| {
-                    Box::pin(async move {
-                        let _ = entered.send(());
-                        let _ = held.await;
-                        Ok(Outcome::Commit(()))
-                    })
-                });
-                store
-                    .d
-                    .write(Atomic::Statement, "holding the writer".into(), hold)
-                    .await
-            })
-        };
-        inside.await.unwrap();
+        let conn = store.d.shared.writer.lock().unwrap().conn.take().unwrap();
         let reads = async {
             assert!(store.get_task(id).await.unwrap().is_some());
             assert_eq!(
@@ -724,24 +1125,21 @@ mod tests {
                 .await
                 .is_err()
         );
-        release.send(()).unwrap();
-        holder.await.unwrap().unwrap();
+        // The write done: the writer serves the queue (the writes above,
+        // whose callers gave up, are dropped).
+        Arc::clone(&store.d.shared).hand_on(conn, VecDeque::new());
         store.transition(id, Routing, None).await.unwrap();
         store.set_route(id, &route()).await.unwrap();
     }
 
     /// `journal_mode`, `synchronous` and `busy_timeout` of a connection.
-    fn pragmas(c: &mut SqliteConnection) -> BoxFuture<'_, Result<Outcome<Vec<Cell>>, StoreError>> {
-        Box::pin(async move {
-            let mut values = Vec::new();
-            for pragma in ["journal_mode", "synchronous", "busy_timeout"] {
-                let mut rows = Sqlite::fetch(c, &format!("PRAGMA {pragma}"), Vec::new())
-                    .await
-                    .unwrap();
-                values.push(rows.remove(0).0.remove(0));
-            }
-            Ok(Outcome::Commit(values))
-        })
+    fn pragmas(c: &mut Connection) -> BoxFuture<'_, Result<Outcome<Vec<Cell>>, StoreError>> {
+        let mut values = Vec::new();
+        for pragma in ["journal_mode", "synchronous", "busy_timeout"] {
+            let mut rows = fetch_now(c, &format!("PRAGMA {pragma}"), &[]).unwrap();
+            values.push(rows.remove(0).0.remove(0));
+        }
+        Box::pin(std::future::ready(Ok(Outcome::Commit(values))))
     }
 
     #[tokio::test]
@@ -766,12 +1164,15 @@ mod tests {
             .read("pragmas".into(), crate::sql::job(pragmas))
             .await
             .unwrap();
-        for values in [on_writer, on_reader] {
-            // WAL, 1 = NORMAL, 10 s.
-            assert_eq!(
-                values,
-                [Cell::Text("wal".into()), Cell::Int(1), Cell::Int(10_000)]
-            );
-        }
+        // WAL, 1 = NORMAL; readers wait 10 s for a lock, the writer never
+        // sleeps on the runtime's thread (a busy batch moves to a blocking one).
+        assert_eq!(
+            on_reader,
+            [Cell::Text("wal".into()), Cell::Int(1), Cell::Int(10_000)]
+        );
+        assert_eq!(
+            on_writer,
+            [Cell::Text("wal".into()), Cell::Int(1), Cell::Int(0)]
+        );
     }
 }

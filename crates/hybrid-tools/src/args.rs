@@ -1,12 +1,28 @@
 //! Typed tool arguments: parsing (errors name the field) and schemas (from schemars).
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::ToolOutput;
 
 /// The JSON schema of `T`, without the `$schema` and `title` keys models don't need.
-pub(crate) fn schema_of<T: JsonSchema>() -> serde_json::Value {
+/// Generated once per type and then cloned: a tool's spec is asked for on
+/// every model request.
+pub(crate) fn schema_of<T: JsonSchema + 'static>() -> serde_json::Value {
+    static SCHEMAS: OnceLock<Mutex<HashMap<TypeId, serde_json::Value>>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(Mutex::default);
+    // A map of finished schemas: a panic elsewhere cannot leave one half written.
+    if let Some(known) = schemas
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&TypeId::of::<T>())
+    {
+        return known.clone();
+    }
     let schema = schemars::schema_for!(T);
     let mut value =
         serde_json::to_value(&schema).unwrap_or_else(|_| serde_json::json!({ "type": "object" }));
@@ -14,6 +30,10 @@ pub(crate) fn schema_of<T: JsonSchema>() -> serde_json::Value {
         map.remove("$schema");
         map.remove("title");
     }
+    schemas
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(TypeId::of::<T>(), value.clone());
     value
 }
 

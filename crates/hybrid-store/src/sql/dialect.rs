@@ -307,9 +307,9 @@ pub fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
 /// | --- | --- | --- |
 /// | [`BACKEND`](Self::BACKEND) | `sqlite` | `postgres` |
 /// | [`execute`](Self::execute), [`fetch`](Self::fetch) | [`Arg::Time`] as RFC 3339 µs text, [`Arg::Json`] as `TEXT` | `TIMESTAMPTZ`, `JSON` |
-/// | [`read_pool`](Self::read_pool) | the read pool (in memory: the one connection) | the pool |
+/// | [`read`](Self::read), [`read_snapshot`](Self::read_snapshot) | a pooled read connection, on the caller's thread (in memory: the one connection, through the writer) | the pool |
 /// | [`SNAPSHOT`](Self::SNAPSHOT) | `BEGIN` (a WAL snapshot) | `REPEATABLE READ READ ONLY` |
-/// | [`write`](Self::write) | the single ordered writer, `BEGIN IMMEDIATE` | a pooled connection; `BEGIN` only for [`Atomic::Transaction`] |
+/// | [`write`](Self::write) | the one writer connection, group commit, `BEGIN IMMEDIATE` | a pooled connection; `BEGIN` only for [`Atomic::Transaction`] |
 /// | [`JOURNAL_BEGIN`](Self::JOURNAL_BEGIN) | begin order = the task's `MAX(seq) + 1` under the write lock | an identity column |
 /// | [`FOR_UPDATE`](Self::FOR_UPDATE) | nothing (the write lock is held) | `FOR UPDATE` |
 /// | [`AUDIT_LOCK`](Self::AUDIT_LOCK) | none (the write lock is held) | `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE` |
@@ -353,14 +353,8 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// snapshot.
     const SNAPSHOT: &'static str;
 
-    /// The sqlx database.
-    type Db: sqlx::Database<Connection = Self::Conn>;
-
     /// A connection statements run on (in a transaction or not).
-    type Conn: sqlx::Connection<Database = Self::Db>;
-
-    /// The pool reads run on.
-    fn read_pool(&self) -> &sqlx::Pool<Self::Db>;
+    type Conn: Send + 'static;
 
     /// The parameters from `$3` that [`LEASE_NOW`](Self::LEASE_NOW) and
     /// [`LEASE_UNTIL`](Self::LEASE_UNTIL) use, for a lease of `ttl_micros`
@@ -381,21 +375,12 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
         args: Vec<Arg>,
     ) -> BoxFuture<'a, Result<Vec<Row>, sqlx::Error>>;
 
-    /// Runs a read-only job on a connection of the read pool.
+    /// Runs a read-only job on a read connection.
     fn read<T: Send + 'static>(
         &self,
         context: String,
         job: Job<Self::Conn, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let mut conn = self
-                .read_pool()
-                .acquire()
-                .await
-                .map_err(|e| StoreError::query(&context, e))?;
-            Ok(job(&mut conn).await?.into_inner())
-        })
-    }
+    ) -> BoxFuture<'_, Result<T, StoreError>>;
 
     /// Runs a read-only job whose statements all see one snapshot
     /// ([`SNAPSHOT`](Self::SNAPSHOT)).
@@ -403,19 +388,7 @@ pub trait Dialect: Clone + Send + Sync + std::fmt::Debug + 'static {
         &self,
         context: String,
         job: Job<Self::Conn, T>,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
-        Box::pin(async move {
-            let err = |e| StoreError::query(&context, e);
-            let mut tx = self
-                .read_pool()
-                .begin_with(Self::SNAPSHOT)
-                .await
-                .map_err(err)?;
-            let value = job(&mut tx).await?.into_inner();
-            tx.commit().await.map_err(err)?;
-            Ok(value)
-        })
-    }
+    ) -> BoxFuture<'_, Result<T, StoreError>>;
 
     /// Runs a write job, all of it or none, and returns once it is committed
     /// (durable: another process sees it at once).

@@ -23,9 +23,35 @@ impl Opener for SqliteFile {
     fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let store = hybrid_store::SqliteStore::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(store.pool()).await.unwrap();
+            exec(&store, sql).await;
         })
     }
+}
+
+/// Runs `sql` (statements separated by `;`) on the store's writer.
+async fn exec(store: &SqliteStore, sql: &str) {
+    let sql = sql.to_owned();
+    store
+        .with_writer("test SQL", move |c| c.execute_batch(&sql))
+        .await
+        .unwrap();
+}
+
+/// One `PRAGMA`'s value on the writer connection.
+async fn pragma(store: &SqliteStore, name: &'static str) -> String {
+    store
+        .with_writer("reading a pragma", move |c| {
+            c.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+        })
+        .await
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
 }
 
 /// A fresh database file under a not-yet-existing directory of a temp dir.
@@ -54,7 +80,7 @@ mod memory {
 
         fn exec<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, ()> {
             Box::pin(async move {
-                sqlx::raw_sql(sql).execute(self.0.pool()).await.unwrap();
+                exec(&self.0, sql).await;
             })
         }
     }
@@ -77,27 +103,10 @@ async fn file_is_created_in_wal_mode() {
     let url = hybrid_store::default_sqlite_url(dir.path());
     let store = hybrid_store::SqliteStore::connect(&url).await.unwrap();
     assert!(dir.path().join(".hybrid/hybrid.db").is_file());
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(mode, "wal");
-    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(fk, 1);
-    let (timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(timeout, 10_000);
+    assert_eq!(pragma(&store, "journal_mode").await, "wal");
+    assert_eq!(pragma(&store, "foreign_keys").await, "1");
     // WAL with `synchronous = NORMAL` (1).
-    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(sync, 1);
+    assert_eq!(pragma(&store, "synchronous").await, "1");
 }
 
 #[tokio::test]
@@ -112,7 +121,7 @@ async fn in_memory_database_works_and_is_private() {
 
 /// The acceptance check: a row edited with the `sqlite3` command-line
 /// tool fails verification naming that record. Without the tool, the same
-/// edit goes through sqlx (the reason is printed).
+/// edit goes through the store's writer (the reason is printed).
 #[tokio::test]
 async fn row_edited_with_the_sqlite3_cli_fails_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,16 +148,12 @@ async fn row_edited_with_the_sqlite3_cli_fails_verify() {
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => {
-            eprintln!("sqlite3 CLI not runnable ({e}); editing the row through sqlx instead");
-            sqlx::raw_sql(sql)
-                .execute(
-                    hybrid_store::SqliteStore::connect(&url)
-                        .await
-                        .unwrap()
-                        .pool(),
-                )
-                .await
-                .unwrap();
+            eprintln!("sqlite3 CLI not runnable ({e}); editing the row through the store's writer");
+            exec(
+                &hybrid_store::SqliteStore::connect(&url).await.unwrap(),
+                sql,
+            )
+            .await;
         }
     }
     let verification = store.verify_audit().await.unwrap();

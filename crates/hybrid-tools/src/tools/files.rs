@@ -61,30 +61,53 @@ pub struct WriteFileTool;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EditFileTool;
 
+/// Why [`read_text`] does not read a file.
+enum Refused {
+    Directory,
+    TooLarge(u64),
+}
+
 async fn read_text(
     ctx: &ToolContext,
     tool: &str,
     raw: &str,
 ) -> Result<(std::path::PathBuf, String), ToolOutput> {
     let path = resolve(ctx, raw).map_err(|e| ToolOutput::error(format!("{tool}: {e}")))?;
-    let meta = tokio::fs::metadata(&path)
+    // One trip to a blocking thread for the size check and the read.
+    let limit = ctx.limits.max_file_bytes;
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Result<Vec<u8>, Refused>> {
+            let meta = std::fs::metadata(&path)?;
+            if meta.is_dir() {
+                return Ok(Err(Refused::Directory));
+            }
+            if meta.len() > limit {
+                return Ok(Err(Refused::TooLarge(meta.len())));
+            }
+            std::fs::read(&path).map(Ok)
+        })
         .await
-        .map_err(|e| ToolOutput::error(format!("{tool}: cannot read `{raw}`: {e}")))?;
-    if meta.is_dir() {
-        return Err(ToolOutput::error(format!(
-            "{tool}: `{raw}` is a directory; use glob to list files"
-        )));
-    }
-    if meta.len() > ctx.limits.max_file_bytes {
-        return Err(ToolOutput::error(format!(
-            "{tool}: `{raw}` is {} bytes; the limit is {} bytes",
-            meta.len(),
-            ctx.limits.max_file_bytes
-        )));
-    }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| ToolOutput::error(format!("{tool}: cannot read `{raw}`: {e}")))?;
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    let bytes = match read {
+        Err(e) => {
+            return Err(ToolOutput::error(format!(
+                "{tool}: cannot read `{raw}`: {e}"
+            )));
+        }
+        Ok(Err(Refused::Directory)) => {
+            return Err(ToolOutput::error(format!(
+                "{tool}: `{raw}` is a directory; use glob to list files"
+            )));
+        }
+        Ok(Err(Refused::TooLarge(len))) => {
+            return Err(ToolOutput::error(format!(
+                "{tool}: `{raw}` is {len} bytes; the limit is {limit} bytes"
+            )));
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
     if let Some(reason) = binary_reason(&bytes, false) {
         return Err(ToolOutput::error(format!(
             "{tool}: `{raw}` is a binary file ({} bytes) and is not shown: it {reason}",

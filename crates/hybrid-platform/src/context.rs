@@ -2,9 +2,14 @@
 //! should stop.
 //!
 //! Events are redacted, numbered, sent at once to the run's subscriber
-//! (streaming), and buffered for the store; the buffer is written in batches (at
-//! stage boundaries, at the end, and whenever it grows past [`FLUSH_EVERY`]), so
-//! a stream of text deltas does not cost one database write per delta.
+//! (streaming), and queued for the store with the run's other writes — its
+//! audit records, status changes, route, stages and result — in the order
+//! they happen. The queue is committed as one batch ([`Store::apply`]): before
+//! every model call and every tool call (the gates flush it), before the run
+//! waits for an approval, when a stage ends, when the run ends, and whenever
+//! [`FLUSH_EVERY`] events wait. So every step is durable before the next one
+//! starts, and a step costs one commit, not one per record (a stream of text
+//! deltas is not a database write per delta).
 //!
 //! Redaction happens here, before anything leaves the run: every event passes
 //! the run's [`Redactor`]; text deltas pass a [`StreamRedactor`] per stage,
@@ -21,7 +26,7 @@ use chrono::Utc;
 use hybrid_agents::ToolGate;
 use hybrid_core::{Event, EventKind, TaskId, TaskStatus};
 use hybrid_secrets::{Redact, Redactor, StreamRedactor};
-use hybrid_store::{AuditEntry, Store, StoreError};
+use hybrid_store::{AuditEntry, Store, StoreError, StoreWrite};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -33,13 +38,31 @@ pub const FLUSH_EVERY: usize = 64;
 pub struct EventSink {
     task_id: TaskId,
     seq: AtomicU64,
-    buffer: Mutex<Vec<Event>>,
+    pending: Mutex<Pending>,
     status: Mutex<TaskStatus>,
     subscriber: Option<mpsc::Sender<Event>>,
     store: Arc<dyn Store>,
     audit: AuditWriter,
     /// Text deltas of each stage, held until their words end.
     deltas: Mutex<HashMap<String, StreamRedactor>>,
+}
+
+/// The run's writes not yet committed, in order.
+#[derive(Debug, Default)]
+struct Pending {
+    writes: Vec<StoreWrite>,
+    /// Events among them.
+    events: usize,
+}
+
+impl Pending {
+    fn push_event(&mut self, event: Event) {
+        match self.writes.last_mut() {
+            Some(StoreWrite::Events(events)) => events.push(event),
+            _ => self.writes.push(StoreWrite::Events(vec![event])),
+        }
+        self.events += 1;
+    }
 }
 
 /// Appends the run's audit records, redacted, and remembers who approved which call.
@@ -95,7 +118,7 @@ impl EventSink {
         EventSink {
             task_id,
             seq: AtomicU64::new(0),
-            buffer: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             status: Mutex::new(TaskStatus::Pending),
             subscriber,
             store,
@@ -168,7 +191,7 @@ impl EventSink {
         out
     }
 
-    /// Numbers an event, sends it to the subscriber and buffers it for the store.
+    /// Numbers an event, sends it to the subscriber and queues it for the store.
     async fn publish(&self, kind: EventKind) -> Result<(), StoreError> {
         let event = Event {
             task_id: self.task_id.clone(),
@@ -180,28 +203,49 @@ impl EventSink {
             let _ = tx.send(event.clone()).await;
         }
         let full = {
-            let mut buf = self.buffer.lock().await;
-            buf.push(event);
-            buf.len() >= FLUSH_EVERY
+            let mut pending = self.pending.lock().await;
+            pending.push_event(event);
+            pending.events >= FLUSH_EVERY
         };
         if full { self.flush().await } else { Ok(()) }
     }
 
-    /// Commits a status change (checked by the store's state machine), then
-    /// records it as an event.
+    /// Queues a write for the next commit ([`flush`](Self::flush)), after
+    /// everything queued before it.
+    pub async fn defer(&self, write: StoreWrite) {
+        self.pending.lock().await.writes.push(write);
+    }
+
+    /// Queues a status change and records it as an event. The state machine
+    /// is checked here, against the status this run last set, and again by
+    /// the store when the batch commits (a change made meanwhile by another
+    /// process fails that commit). A move to `awaiting_approval` is
+    /// committed at once: whoever answers must see it.
     pub async fn transition(
         &self,
         to: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), StoreError> {
         let mut status = self.status.lock().await;
-        let from = self
-            .store
-            .transition(&self.task_id, to, reason.as_deref())
-            .await?;
+        let from = *status;
+        from.transition(to)
+            .map_err(|error| StoreError::IllegalTransition {
+                id: self.task_id.clone(),
+                error,
+            })?;
+        self.defer(StoreWrite::Transition {
+            id: self.task_id.clone(),
+            to,
+            reason: reason.clone(),
+        })
+        .await;
         *status = to;
         drop(status);
-        self.emit(EventKind::Status { from, to, reason }).await
+        self.emit(EventKind::Status { from, to, reason }).await?;
+        if to == TaskStatus::AwaitingApproval {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Whether a subscriber hears the events as they happen.
@@ -234,8 +278,8 @@ impl EventSink {
         self.emit(EventKind::Status { from, to, reason }).await
     }
 
-    /// Appends an audit record (redacted; the store chains it). A failure is
-    /// logged, not raised: the action it records has already happened.
+    /// Queues an audit record (redacted; the store chains it when the batch
+    /// commits, before the run's next step).
     pub async fn audit(&self, note: AuditNote) {
         let approved_by = match note.approved_by {
             Some(by) => Some(by),
@@ -255,9 +299,7 @@ impl EventSink {
             detail: note.detail,
         };
         let entry = entry.redacted(&self.audit.redactor);
-        if let Err(e) = self.store.append_audit(&entry).await {
-            tracing::error!(error = %e, task = %self.task_id, "could not append an audit record");
-        }
+        self.defer(StoreWrite::Audit(entry)).await;
     }
 
     /// Remembers who approved a tool call, for the call's audit record.
@@ -269,15 +311,16 @@ impl EventSink {
             .insert(call_id.to_owned(), by.to_owned());
     }
 
-    /// Writes every buffered event.
+    /// Commits every queued write, in one batch. On failure none of them
+    /// stands and they are dropped: the run fails with the error, and its
+    /// end is recorded by the writes queued after.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let mut buf = self.buffer.lock().await;
-        if buf.is_empty() {
+        let mut pending = self.pending.lock().await;
+        if pending.writes.is_empty() {
             return Ok(());
         }
-        self.store.append_events(&buf).await?;
-        buf.clear();
-        Ok(())
+        let writes = std::mem::take(&mut *pending);
+        self.store.apply(&writes.writes).await
     }
 }
 

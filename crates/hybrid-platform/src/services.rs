@@ -31,7 +31,7 @@ use arc_swap::ArcSwap;
 use hybrid_core::{EventKind, StageResult, Task, TaskStatus};
 use hybrid_guard::{CommandPolicy, GuardContext, Guardrail, GuardrailEngine, Layer, RateLimits};
 use hybrid_secrets::{Redact, Redactor};
-use hybrid_store::Store;
+use hybrid_store::{Store, StoreWrite};
 use hybrid_tools::ToolRegistry;
 
 use crate::PlatformError;
@@ -262,9 +262,15 @@ impl Services {
         t: &Run<'_>,
     ) -> Result<StageResult, PlatformError> {
         let result = result.redacted(&self.redactor);
-        t.store
-            .put_stage(&task.id, position, stage, &result)
-            .await?;
+        // The stage and its events: one commit.
+        t.sink
+            .defer(StoreWrite::Stage {
+                id: task.id.clone(),
+                position,
+                name: stage.to_owned(),
+                stage: result.clone(),
+            })
+            .await;
         t.sink
             .emit(EventKind::StageCompleted {
                 stage: stage.to_owned(),

@@ -56,4 +56,6 @@ pub use postgres::{PostgresStore, connect_postgres_in_schema, drop_postgres_sche
 pub use redacting::RedactingStore;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
-pub use store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};
+pub use store::{
+    MetricsSnapshot, StatusChange, Store, StoreWrite, TaskFilter, TaskRecord, TaskSummary,
+};

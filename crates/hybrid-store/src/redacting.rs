@@ -19,6 +19,7 @@
 //! | `create_approval`, `decide_approval`, `expire_approval` | agent, tool, command, rule, reason; the answer's name and note |
 //! | `reserve_budget`, `settle_budget` | the ledger note |
 //! | `journal_finish` | the recorded output |
+//! | `apply` | each write as its own method |
 //!
 //! Ids (task ids, call ids, journal keys, lease owners) are identifiers and stay as given.
 
@@ -34,7 +35,9 @@ use crate::approval::{Approval, ApprovalFilter, NewApproval};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
 use crate::budget::{BudgetCharge, BudgetScope, ChargeOutcome, LedgerEntry};
 use crate::journal::{JournalBegin, JournalEntry};
-use crate::store::{MetricsSnapshot, StatusChange, Store, TaskFilter, TaskRecord, TaskSummary};
+use crate::store::{
+    MetricsSnapshot, StatusChange, Store, StoreWrite, TaskFilter, TaskRecord, TaskSummary,
+};
 
 impl Redact for AuditEntry {
     fn redact(&mut self, r: &Redactor) -> bool {
@@ -262,6 +265,48 @@ impl Store for RedactingStore {
     async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError> {
         self.inner.release_task(task, owner).await
     }
+
+    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        let writes: Vec<StoreWrite> = writes.iter().map(|w| self.write(w)).collect();
+        self.inner.apply(&writes).await
+    }
+}
+
+impl RedactingStore {
+    /// A batch write, redacted as its own method redacts it.
+    fn write(&self, write: &StoreWrite) -> StoreWrite {
+        match write {
+            StoreWrite::Transition { id, to, reason } => StoreWrite::Transition {
+                id: id.clone(),
+                to: *to,
+                reason: self.opt_text(reason.as_deref()),
+            },
+            StoreWrite::SetRoute { id, route } => StoreWrite::SetRoute {
+                id: id.clone(),
+                route: self.record(route),
+            },
+            StoreWrite::Events(events) => {
+                StoreWrite::Events(events.iter().map(|e| self.record(e)).collect())
+            }
+            StoreWrite::Audit(entry) => StoreWrite::Audit(self.record(entry)),
+            StoreWrite::Stage {
+                id,
+                position,
+                name,
+                stage,
+            } => StoreWrite::Stage {
+                id: id.clone(),
+                position: *position,
+                name: name.clone(),
+                stage: self.record(stage),
+            },
+            StoreWrite::Finish(result) => StoreWrite::Finish(self.record(result)),
+            StoreWrite::Release { id, owner } => StoreWrite::Release {
+                id: id.clone(),
+                owner: owner.clone(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -463,6 +508,114 @@ mod tests {
             "estimate",
             "settle",
             "journal",
+        ] {
+            assert!(
+                everything.contains(&format!("{what}: token=[REDACTED] and [REDACTED]")),
+                "{what} missing: {everything}"
+            );
+        }
+    }
+
+    /// A batch passes the same redaction as the methods it stands for.
+    #[tokio::test]
+    async fn a_batch_reaches_the_backend_without_a_secret() {
+        let backend: Arc<dyn Store> =
+            Arc::new(SqliteStore::connect("sqlite::memory:").await.unwrap());
+        let store = RedactingStore::new(backend, Redactor::new([VALUE]));
+        let task = Task::new("batched");
+        let id = task.id.clone();
+        store.create_task(&task).await.unwrap();
+        let route = RouteInfo {
+            platform: "claude".into(),
+            rule: "explicit".into(),
+            reason: said("route"),
+        };
+        let mut entry = AuditEntry::new("executor", "bash_command", "system");
+        entry.task_id = Some(id.clone());
+        entry.output = Some(said("audited output"));
+        let stage = StageResult {
+            agent: "executor".into(),
+            platform: "claude".into(),
+            model: None,
+            output: said("stage"),
+            usage: Usage::default(),
+            cost_usd: None,
+            tools_used: vec![],
+            tool_calls: vec![],
+            verdict: None,
+            detail: None,
+            finish_reason: None,
+            duration_ms: 1,
+        };
+        let mut stages = Stages::new();
+        stages.insert("execution".into(), stage.clone());
+        store
+            .apply(&[
+                StoreWrite::Transition {
+                    id: id.clone(),
+                    to: TaskStatus::Routing,
+                    reason: Some(said("reason")),
+                },
+                StoreWrite::SetRoute {
+                    id: id.clone(),
+                    route: route.clone(),
+                },
+                StoreWrite::Transition {
+                    id: id.clone(),
+                    to: TaskStatus::InProgress,
+                    reason: None,
+                },
+                StoreWrite::Events(vec![Event {
+                    task_id: id.clone(),
+                    seq: 0,
+                    at: chrono::Utc::now(),
+                    kind: EventKind::Warning {
+                        message: said("warning"),
+                    },
+                }]),
+                StoreWrite::Audit(entry),
+                StoreWrite::Stage {
+                    id: id.clone(),
+                    position: 0,
+                    name: "execution".into(),
+                    stage,
+                },
+                StoreWrite::Finish(TaskResult {
+                    task_id: id.clone(),
+                    status: TaskStatus::Completed,
+                    platform: "claude".into(),
+                    route,
+                    stages,
+                    output: said("result"),
+                    usage: Usage::default(),
+                    cost_usd: None,
+                    duration_ms: 2,
+                    error: None,
+                }),
+            ])
+            .await
+            .unwrap();
+        let everything = format!(
+            "{:?}{:?}{:?}{:?}{:?}",
+            store.get_task(&id).await.unwrap(),
+            store.events(&id).await.unwrap(),
+            store.stages(&id).await.unwrap(),
+            store.status_history(&id).await.unwrap(),
+            store.audit_records(&AuditFilter::default()).await.unwrap(),
+        );
+        for secret in [SECRET, VALUE] {
+            assert!(
+                !everything.contains(secret),
+                "{secret} was stored: {everything}"
+            );
+        }
+        for what in [
+            "reason",
+            "route",
+            "warning",
+            "audited output",
+            "stage",
+            "result",
         ] {
             assert!(
                 everything.contains(&format!("{what}: token=[REDACTED] and [REDACTED]")),

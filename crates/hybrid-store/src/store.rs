@@ -256,6 +256,85 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A lease held by another owner (or none) is left as it is.
     /// [`StoreError::NotFound`] if the task is unknown.
     async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError>;
+
+    /// Makes `writes`, in order, each as its own method would, and commits
+    /// them together: all or none, one commit. What a run writes between two
+    /// steps (its events, audit records, status changes, the stage and the
+    /// result) goes through here, so each step costs one commit, not one per
+    /// record. An error is the first write's that failed; then none stands.
+    ///
+    /// The default makes them one after another (not atomically); the SQL
+    /// store overrides it.
+    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        for write in writes {
+            match write {
+                StoreWrite::Transition { id, to, reason } => {
+                    self.transition(id, *to, reason.as_deref()).await?;
+                }
+                StoreWrite::SetRoute { id, route } => self.set_route(id, route).await?,
+                StoreWrite::Events(events) => self.append_events(events).await?,
+                StoreWrite::Audit(entry) => {
+                    self.append_audit(entry).await?;
+                }
+                StoreWrite::Stage {
+                    id,
+                    position,
+                    name,
+                    stage,
+                } => self.put_stage(id, *position, name, stage).await?,
+                StoreWrite::Finish(result) => self.finish(result).await?,
+                StoreWrite::Release { id, owner } => self.release_task(id, owner).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One write of a batch for [`Store::apply`]; each is what the method it
+/// names does.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StoreWrite {
+    /// [`Store::transition`].
+    Transition {
+        /// The task.
+        id: TaskId,
+        /// The new status.
+        to: TaskStatus,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// [`Store::set_route`].
+    SetRoute {
+        /// The task.
+        id: TaskId,
+        /// The routing decision.
+        route: RouteInfo,
+    },
+    /// [`Store::append_events`].
+    Events(Vec<Event>),
+    /// [`Store::append_audit`].
+    Audit(AuditEntry),
+    /// [`Store::put_stage`].
+    Stage {
+        /// The task.
+        id: TaskId,
+        /// The stage's position.
+        position: u32,
+        /// The stage's name.
+        name: String,
+        /// What it did.
+        stage: StageResult,
+    },
+    /// [`Store::finish`].
+    Finish(TaskResult),
+    /// [`Store::release_task`].
+    Release {
+        /// The task.
+        id: TaskId,
+        /// Whose lease to drop.
+        owner: String,
+    },
 }
 
 /// A task as stored.

@@ -138,7 +138,17 @@ impl MeteredModelGate {
 
 #[async_trait]
 impl ModelGate for MeteredModelGate {
+    /// Commits what the run has queued for the store first (the step before
+    /// is durable before a call spends money), then the rate limits and the
+    /// budgets.
     async fn before_call(&self, call: ModelCallRequest<'_>) -> Result<ModelPermit, ModelRefusal> {
+        if let Err(e) = self.events.flush().await {
+            return Err(ModelRefusal {
+                rule: "store".into(),
+                kind: "store".into(),
+                reason: format!("the run's records could not be committed before the call: {e}"),
+            });
+        }
         if let Some(rates) = &self.rates {
             let mut keys = RateKeys::default()
                 .platform(self.platform.clone())

@@ -165,7 +165,25 @@ impl PolicyGate {
 
 #[async_trait]
 impl ToolGate for PolicyGate {
+    /// The decision; before a call is allowed, everything the run has
+    /// queued for the store is committed (the step before it is durable
+    /// before this one acts), or the call is denied.
     async fn check(&self, request: ToolRequest<'_>) -> GateDecision {
+        let decision = self.decide(request).await;
+        if decision == GateDecision::Allow
+            && let Err(e) = self.events.flush().await
+        {
+            return GateDecision::Deny {
+                rule: "store".into(),
+                reason: format!("the run's records could not be committed before the call: {e}"),
+            };
+        }
+        decision
+    }
+}
+
+impl PolicyGate {
+    async fn decide(&self, request: ToolRequest<'_>) -> GateDecision {
         let guarded = self.execution_guardrails(&request).await;
         if let hybrid_guard::Outcome::Block {
             guardrail, message, ..

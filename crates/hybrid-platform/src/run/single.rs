@@ -9,6 +9,7 @@ use std::time::Instant;
 use hybrid_core::{EventKind, StageResult, Stages, Task, TaskResult, TaskStatus};
 use hybrid_guard::{GuardContext, GuardrailEngine, Layer};
 use hybrid_secrets::Redact;
+use hybrid_store::StoreWrite;
 
 use super::SINGLE_STAGE;
 use super::facade::HybridPlatform;
@@ -113,7 +114,7 @@ impl HybridPlatform {
         outcome: Driven,
         started: Instant,
     ) -> Result<TaskResult, PlatformError> {
-        let (store, sink) = (&run.store, &run.sink);
+        let sink = &run.sink;
         let (route, stages, failure) = match outcome {
             Ok((route, stages)) => (route, stages, None),
             Err((route, stages, e)) => (route, stages, Some(e)),
@@ -130,20 +131,20 @@ impl HybridPlatform {
         // one returned (which the CLI prints and the server sends).
         let result = build_result(task, status, route, stages, failure.as_ref(), started)
             .redacted(&self.services.redactor);
-        store.finish(&result).await?;
+        // The result, its events and the lease's end: one commit.
+        sink.defer(StoreWrite::Finish(result.clone())).await;
         sink.record_status(status, failure.as_ref().map(ToString::to_string))
             .await?;
         sink.emit(EventKind::Finished {
             result: Box::new(result.clone()),
         })
         .await?;
+        sink.defer(StoreWrite::Release {
+            id: task.id.clone(),
+            owner: crate::lease::owner_id(),
+        })
+        .await;
         sink.flush().await?;
-        if let Err(e) = store
-            .release_task(&task.id, &crate::lease::owner_id())
-            .await
-        {
-            tracing::warn!(error = %e, "could not release the task's lease");
-        }
         match failure {
             None => Ok(result),
             Some(e) => Err(PlatformError::Task {
@@ -180,7 +181,12 @@ impl HybridPlatform {
         let info = decision.to_info();
         if self.is_workflow_route(task, &decision) {
             let routed = async {
-                t.store.set_route(&task.id, &info).await?;
+                t.sink
+                    .defer(StoreWrite::SetRoute {
+                        id: task.id.clone(),
+                        route: info.clone(),
+                    })
+                    .await;
                 t.sink
                     .emit(EventKind::Routed {
                         route: info.clone(),
@@ -196,7 +202,12 @@ impl HybridPlatform {
             return self.run_workflow(task, decision, Vec::new(), t).await;
         }
         let routed = async {
-            t.store.set_route(&task.id, &info).await?;
+            t.sink
+                .defer(StoreWrite::SetRoute {
+                    id: task.id.clone(),
+                    route: info.clone(),
+                })
+                .await;
             t.sink
                 .emit(EventKind::Routed {
                     route: info.clone(),

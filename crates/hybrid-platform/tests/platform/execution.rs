@@ -255,3 +255,125 @@ async fn an_agent_section_gives_its_role_other_tools() {
         "{sent:?}"
     );
 }
+
+/// A tool that reports what another connection to the run's database sees
+/// when it is called: the task's status, its audit records, its events.
+struct StoreProbe {
+    url: String,
+}
+
+#[async_trait::async_trait]
+impl hybrid_tools::Tool for StoreProbe {
+    fn spec(&self) -> hybrid_tools::ToolSpec {
+        hybrid_tools::ToolSpec {
+            name: "probe".into(),
+            description: "Report what the store holds.".into(),
+            parameters: json!({"type": "object", "properties": {}}),
+        }
+    }
+
+    async fn call(&self, _: Value, _: &hybrid_tools::ToolContext) -> hybrid_tools::ToolOutput {
+        let other = hybrid_store::connect(&self.url).await.unwrap();
+        let tasks = other
+            .list_tasks(&hybrid_store::TaskFilter::default())
+            .await
+            .unwrap();
+        let id = tasks[0].id.clone();
+        let status = other.get_task(&id).await.unwrap().unwrap().status;
+        let audit: Vec<String> = other
+            .audit_records(&hybrid_store::AuditFilter {
+                task_id: Some(id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        let events: Vec<String> = other
+            .events(&id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.name().to_owned())
+            .collect();
+        hybrid_tools::ToolOutput::ok(
+            json!({"status": status.as_str(), "audit": audit, "events": events}).to_string(),
+        )
+    }
+}
+
+/// Every step is durable before the next one acts: when a tool runs, another
+/// connection already sees the task in progress, the model call that asked
+/// for the tool in the audit trail, and the run's events up to the call.
+/// (The run's writes are committed in batches, one per step, not one per record.)
+#[tokio::test]
+async fn each_step_is_committed_before_the_next_acts() {
+    let mock = MockLlmServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("durable.db").display());
+    let store = hybrid_store::connect(&url).await.unwrap();
+    let client = AnthropicClient::new(
+        AnthropicConfig::new("sk-ant", "claude-sonnet-4-5")
+            .with_base_url(mock.anthropic_base_url()),
+    )
+    .unwrap();
+    let hp = HybridPlatform::builder()
+        .store(store.clone())
+        .platform(Arc::new(
+            LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(client))
+                .with_tools(vec![Arc::new(StoreProbe { url: url.clone() })]),
+        ))
+        .build()
+        .await
+        .unwrap();
+    mock.enqueue(Turn::tool_call("probe", json!({})));
+    mock.enqueue(Turn::text("Probed."));
+    let task = Task::new("Probe the store");
+    let id = task.id.clone();
+    let options = RunOptions {
+        workdir: Some(dir.path().to_path_buf()),
+        platform: Some("claude".into()),
+        ..RunOptions::default()
+    };
+    let result = hp.run_with(task, options).await.unwrap();
+    assert_eq!(result.status, TaskStatus::Completed);
+
+    let seen = results(&mock.requests().last().unwrap().body);
+    let seen: Value = serde_json::from_str(&seen[0].0).unwrap();
+    assert_eq!(seen["status"], "in_progress", "{seen}");
+    assert_eq!(seen["audit"], json!(["model_call"]), "{seen}");
+    let events: Vec<&str> = seen["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for kind in [
+        "submitted",
+        "routed",
+        "stage_started",
+        "model_call",
+        "tool_call",
+    ] {
+        assert!(events.contains(&kind), "no {kind} event yet: {events:?}");
+    }
+    // And at the end, everything: the tool call's audit, the second model
+    // call, the result, with the lease let go.
+    let record = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Completed);
+    assert!(record.lease_owner.is_none());
+    let audit: Vec<String> = store
+        .audit_records(&hybrid_store::AuditFilter {
+            task_id: Some(id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(audit, ["model_call", "tool_call", "model_call"]);
+    let last = store.events(&id).await.unwrap();
+    assert_eq!(last.last().unwrap().kind.name(), "finished");
+}

@@ -28,7 +28,7 @@ use crate::error::{is_foreign_key_violation, is_unique_violation};
 use crate::journal::{self, JournalBegin, JournalEntry, JournalState};
 use crate::{
     AuditEntry, AuditFilter, AuditRecord, AuditVerification, MetricsSnapshot, Redactor,
-    StatusChange, Store, StoreError, TaskFilter, TaskRecord, TaskSummary,
+    StatusChange, Store, StoreError, StoreWrite, TaskFilter, TaskRecord, TaskSummary,
 };
 use hybrid_secrets::Redact;
 
@@ -338,6 +338,194 @@ impl<D: Dialect> SqlStore<D> {
             .await
     }
 
+    /// The parameters of [`set_route_in`](Self::set_route_in).
+    fn route_args(id: &TaskId, route: &RouteInfo) -> Result<Vec<Arg>, StoreError> {
+        let json = codec::to_json(route, &format!("route of task {id}"))?;
+        Ok(args![
+            &route.platform,
+            Arg::json(json),
+            Arg::time(Utc::now()),
+            id.as_str()
+        ])
+    }
+
+    /// [`Store::set_route`]'s statement.
+    async fn set_route_in(
+        c: &mut D::Conn,
+        id: &TaskId,
+        update: Vec<Arg>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE tasks SET platform = $1, route = $2, updated_at = $3 WHERE id = $4";
+        let context = format!("setting the route of task {id}");
+        match D::execute(c, sql, update).await.map_err(q(&context))? {
+            0 => Err(StoreError::NotFound(id.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Store::append_events`]'s statements.
+    async fn events_in(c: &mut D::Conn, rows: EventRows) -> Result<(), StoreError> {
+        let EventRows {
+            rows,
+            described,
+            single,
+        } = rows;
+        D::insert_events(c, rows).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(described)
+            } else if let (true, Some(task)) = (is_foreign_key_violation(&e), single) {
+                StoreError::NotFound(task)
+            } else {
+                StoreError::query(format!("appending {described}"), e)
+            }
+        })
+    }
+
+    /// The parameters of [`stage_in`](Self::stage_in).
+    fn stage_args(
+        id: &TaskId,
+        position: u32,
+        name: &str,
+        stage: &StageResult,
+    ) -> Result<Vec<Arg>, StoreError> {
+        let what = format!("stage {position} ({name}) of task {id}");
+        let body = codec::to_json(stage, &what)?;
+        Ok(args![
+            id.as_str(),
+            i64::from(position),
+            name,
+            &stage.agent,
+            &stage.platform,
+            Arg::json(body),
+            Arg::time(Utc::now()),
+        ])
+    }
+
+    /// [`Store::put_stage`]'s statement.
+    async fn stage_in(
+        c: &mut D::Conn,
+        id: &TaskId,
+        upsert: Vec<Arg>,
+        context: &str,
+    ) -> Result<(), StoreError> {
+        D::execute(c, UPSERT_STAGE, upsert).await.map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(id.clone())
+            } else {
+                StoreError::query(context, e)
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Appends `entry` after the head of the audit chain; `None` if another
+    /// appender took the position first and `may_lose` (the caller retries
+    /// under the dialect's lock), else that is an error.
+    async fn audit_in(
+        c: &mut D::Conn,
+        entry: &AuditEntry,
+        may_lose: bool,
+    ) -> Result<Option<RawAudit>, StoreError> {
+        let head = D::fetch(
+            c,
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            Vec::new(),
+        )
+        .await
+        .map_err(q("reading the head of the audit chain"))?;
+        let (seq, prev_hash) = match head.into_iter().next() {
+            Some(mut row) => (
+                row.int(0, "audit head")?.saturating_add(1),
+                row.text(1, "audit head")?,
+            ),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let now = codec::micros(Utc::now());
+        let raw = RawAudit::seal(entry, seq, now, prev_hash)?;
+        let insert = args![
+            raw.seq,
+            Arg::time(now),
+            &raw.task_id,
+            &raw.agent,
+            &raw.action,
+            &raw.command,
+            &raw.output,
+            &raw.user,
+            &raw.approved_by,
+            Arg::json(raw.detail.clone()),
+            &raw.prev_hash,
+            &raw.hash,
+        ];
+        match D::execute(c, INSERT_AUDIT, insert).await {
+            Ok(_) => Ok(Some(raw)),
+            Err(e) if may_lose && is_unique_violation(&e) => {
+                tracing::debug!(seq, "audit append lost a race; retrying under the lock");
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::query(
+                format!("appending audit record {seq}"),
+                e,
+            )),
+        }
+    }
+
+    /// Runs the writes of an [`apply`](Store::apply) batch on one
+    /// connection, in the caller's transaction; `Rollback` if a status
+    /// compare-and-set lost a race (the caller retries the whole batch).
+    async fn apply_in(c: &mut D::Conn, writes: &[Prepared]) -> Result<Outcome<bool>, StoreError> {
+        if writes.iter().any(|w| matches!(w, Prepared::Audit(_)))
+            && let Some(lock) = D::AUDIT_LOCK
+        {
+            // Under the lock the chain's head cannot move before the insert.
+            D::execute(c, lock, Vec::new())
+                .await
+                .map_err(q("locking the audit chain"))?;
+        }
+        for write in writes {
+            match write {
+                Prepared::Status {
+                    id,
+                    to,
+                    reason,
+                    result,
+                } => {
+                    let context = format!("moving task {id} to {to}");
+                    let cas =
+                        Self::cas_status(c, id, *to, reason.clone(), result.as_ref(), &context)
+                            .await?;
+                    if !matches!(cas, Outcome::Commit(Cas::Done(_))) {
+                        return Ok(Outcome::Rollback(false));
+                    }
+                }
+                Prepared::Route { id, update } => Self::set_route_in(c, id, update.clone()).await?,
+                Prepared::Events(rows) => Self::events_in(c, rows.clone()).await?,
+                Prepared::Audit(entry) => {
+                    Self::audit_in(c, entry, false).await?;
+                }
+                Prepared::Stage {
+                    id,
+                    upsert,
+                    context,
+                } => Self::stage_in(c, id, upsert.clone(), context).await?,
+                Prepared::Release { id, owner } => {
+                    let sql = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
+                               WHERE id = $2 AND lease_owner = $1";
+                    let context = format!("releasing task {id} for {owner}");
+                    let update = args![owner.as_str(), id.as_str()];
+                    if D::execute(c, sql, update).await.map_err(q(&context))? == 0
+                        && D::fetch(c, TASK_EXISTS, args![id.as_str()])
+                            .await
+                            .map_err(q(&context))?
+                            .is_empty()
+                    {
+                        return Err(StoreError::NotFound(id.clone()));
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Commit(true))
+    }
+
     /// `now + ttl` on both clocks, the ttl checked, as lease clock parameters.
     fn lease_clock(task: &TaskId, ttl: Duration) -> Result<Vec<Arg>, StoreError> {
         let ttl_micros = journal::ttl_micros(task, ttl)?;
@@ -509,27 +697,17 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn set_route(&self, id: &TaskId, route: &RouteInfo) -> Result<(), StoreError> {
-        let json = codec::to_json(route, &format!("route of task {id}"))?;
+        let update = Self::route_args(id, route)?;
         let context = format!("setting the route of task {id}");
-        let update = args![
-            &route.platform,
-            Arg::json(json),
-            Arg::time(Utc::now()),
-            id.as_str()
-        ];
-        let (id, ctx) = (id.clone(), context.clone());
+        let id = id.clone();
         self.d
             .write(
                 Atomic::Statement,
                 context,
                 job(move |c| {
                     Box::pin(async move {
-                        let sql = "UPDATE tasks SET platform = $1, route = $2, updated_at = $3 \
-                                   WHERE id = $4";
-                        match D::execute(c, sql, update).await.map_err(q(&ctx))? {
-                            0 => Err(StoreError::NotFound(id)),
-                            _ => Ok(Outcome::Commit(())),
-                        }
+                        Self::set_route_in(c, &id, update).await?;
+                        Ok(Outcome::Commit(()))
                     })
                 }),
             )
@@ -544,24 +722,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = events
-            .iter()
-            .map(|event| {
-                let what = format!("event {} of task {}", event.seq, event.task_id);
-                Ok(EventRow {
-                    task_id: event.task_id.as_str().to_owned(),
-                    seq: codec::db_int(event.seq),
-                    event_type: event.kind.name().to_owned(),
-                    at: event.at,
-                    body: codec::to_json(event, &what)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let described = describe_events(events);
-        let single = single_task(events).cloned();
-        let context = format!("appending {described}");
+        let rows = EventRows::new(events)?;
         // One statement is one transaction: all rows or none; more need one.
-        let atomic = if rows.len() * 5 <= D::MAX_BIND_PARAMS {
+        let atomic = if rows.rows.len() * 5 <= D::MAX_BIND_PARAMS {
             Atomic::Statement
         } else {
             Atomic::Transaction
@@ -569,20 +732,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.d
             .write(
                 atomic,
-                context.clone(),
+                format!("appending {}", rows.described),
                 job(move |c| {
                     Box::pin(async move {
-                        D::insert_events(c, rows).await.map_err(|e| {
-                            if is_unique_violation(&e) {
-                                StoreError::AlreadyExists(described)
-                            } else if let (true, Some(task)) =
-                                (is_foreign_key_violation(&e), single)
-                            {
-                                StoreError::NotFound(task)
-                            } else {
-                                StoreError::query(context, e)
-                            }
-                        })?;
+                        Self::events_in(c, rows).await?;
                         Ok(Outcome::Commit(()))
                     })
                 }),
@@ -597,33 +750,16 @@ impl<D: Dialect> Store for SqlStore<D> {
         name: &str,
         stage: &StageResult,
     ) -> Result<(), StoreError> {
-        let what = format!("stage {position} ({name}) of task {id}");
-        let body = codec::to_json(stage, &what)?;
-        let upsert = args![
-            id.as_str(),
-            i64::from(position),
-            name,
-            &stage.agent,
-            &stage.platform,
-            Arg::json(body),
-            Arg::time(Utc::now()),
-        ];
+        let upsert = Self::stage_args(id, position, name, stage)?;
+        let context = format!("storing stage {position} ({name}) of task {id}");
         let id = id.clone();
-        let context = format!("storing {what}");
-        let ctx = context.clone();
         self.d
             .write(
                 Atomic::Statement,
-                context,
+                context.clone(),
                 job(move |c| {
                     Box::pin(async move {
-                        D::execute(c, UPSERT_STAGE, upsert).await.map_err(|e| {
-                            if is_foreign_key_violation(&e) {
-                                StoreError::NotFound(id)
-                            } else {
-                                StoreError::query(&ctx, e)
-                            }
-                        })?;
+                        Self::stage_in(c, &id, upsert, &context).await?;
                         Ok(Outcome::Commit(()))
                     })
                 }),
@@ -859,49 +995,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                             if let Some(lock) = lock {
                                 D::execute(c, lock, Vec::new()).await.map_err(q(CONTEXT))?;
                             }
-                            let head = D::fetch(
-                                c,
-                                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                                Vec::new(),
-                            )
-                            .await
-                            .map_err(q("reading the head of the audit chain"))?;
-                            let (seq, prev_hash) = match head.into_iter().next() {
-                                Some(mut row) => (
-                                    row.int(0, "audit head")?.saturating_add(1),
-                                    row.text(1, "audit head")?,
-                                ),
-                                None => (1, GENESIS_HASH.to_owned()),
-                            };
-                            let now = codec::micros(Utc::now());
-                            let raw = RawAudit::seal(&entry, seq, now, prev_hash)?;
-                            let insert = args![
-                                raw.seq,
-                                Arg::time(now),
-                                &raw.task_id,
-                                &raw.agent,
-                                &raw.action,
-                                &raw.command,
-                                &raw.output,
-                                &raw.user,
-                                &raw.approved_by,
-                                Arg::json(raw.detail.clone()),
-                                &raw.prev_hash,
-                                &raw.hash,
-                            ];
-                            match D::execute(c, INSERT_AUDIT, insert).await {
-                                Ok(_) => Ok(Outcome::Commit(Some(raw))),
-                                Err(e) if attempt == 0 && is_unique_violation(&e) => {
-                                    tracing::debug!(
-                                        seq,
-                                        "audit append lost a race; retrying under the lock"
-                                    );
-                                    Ok(Outcome::Rollback(None))
-                                }
-                                Err(e) => Err(StoreError::query(
-                                    format!("appending audit record {seq}"),
-                                    e,
-                                )),
+                            match Self::audit_in(c, &entry, attempt == 0).await? {
+                                Some(raw) => Ok(Outcome::Commit(Some(raw))),
+                                None => Ok(Outcome::Rollback(None)),
                             }
                         })
                     }),
@@ -1391,6 +1487,152 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.lease_update(task, owner, sql, Vec::new(), context)
             .await?;
         Ok(())
+    }
+
+    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let prepared: Arc<Vec<Prepared>> = Arc::new(
+            writes
+                .iter()
+                .map(Prepared::new::<D>)
+                .collect::<Result<_, _>>()?,
+        );
+        let context = match writes.len() {
+            1 => "applying a write".to_owned(),
+            n => format!("applying {n} writes together"),
+        };
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let prepared = prepared.clone();
+            let done = self
+                .d
+                .write(
+                    Atomic::Transaction,
+                    context.clone(),
+                    job(move |c| Box::pin(async move { Self::apply_in(c, &prepared).await })),
+                )
+                .await?;
+            if done {
+                return Ok(());
+            }
+            tracing::debug!("a status compare-and-set in a batch lost a race; retrying the batch");
+        }
+        let id = writes
+            .iter()
+            .find_map(|w| match w {
+                StoreWrite::Transition { id, .. } => Some(id.clone()),
+                StoreWrite::Finish(r) => Some(r.task_id.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| TaskId::from(String::new()));
+        Err(StoreError::Contention {
+            id,
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+}
+
+/// Encoded event rows, with how to name them in errors.
+#[derive(Debug, Clone)]
+struct EventRows {
+    rows: Vec<EventRow>,
+    /// `event 3 of task …`, `events 3..9 of task …`.
+    described: String,
+    /// The task, when they all belong to one.
+    single: Option<TaskId>,
+}
+
+impl EventRows {
+    fn new(events: &[Event]) -> Result<Self, StoreError> {
+        let rows = events
+            .iter()
+            .map(|event| {
+                let what = format!("event {} of task {}", event.seq, event.task_id);
+                Ok(EventRow {
+                    task_id: event.task_id.as_str().to_owned(),
+                    seq: codec::db_int(event.seq),
+                    event_type: event.kind.name().to_owned(),
+                    at: event.at,
+                    body: codec::to_json(event, &what)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(EventRows {
+            rows,
+            described: describe_events(events),
+            single: single_task(events).cloned(),
+        })
+    }
+}
+
+/// A [`StoreWrite`] encoded for its statements (JSON written once, before
+/// the transaction, and kept for a retry).
+#[derive(Debug)]
+enum Prepared {
+    /// A transition, or (with `result`) a finish.
+    Status {
+        id: TaskId,
+        to: TaskStatus,
+        reason: Option<String>,
+        result: Option<ResultColumns>,
+    },
+    Route {
+        id: TaskId,
+        update: Vec<Arg>,
+    },
+    Events(EventRows),
+    Audit(AuditEntry),
+    Stage {
+        id: TaskId,
+        upsert: Vec<Arg>,
+        context: String,
+    },
+    Release {
+        id: TaskId,
+        owner: String,
+    },
+}
+
+impl Prepared {
+    fn new<D: Dialect>(write: &StoreWrite) -> Result<Self, StoreError> {
+        Ok(match write {
+            StoreWrite::Transition { id, to, reason } => Prepared::Status {
+                id: id.clone(),
+                to: *to,
+                reason: reason.clone(),
+                result: None,
+            },
+            StoreWrite::Finish(result) => Prepared::Status {
+                id: result.task_id.clone(),
+                to: result.status,
+                reason: result.error.clone(),
+                result: Some(ResultColumns::new(result)?),
+            },
+            StoreWrite::SetRoute { id, route } => Prepared::Route {
+                id: id.clone(),
+                update: SqlStore::<D>::route_args(id, route)?,
+            },
+            StoreWrite::Events(events) => Prepared::Events(EventRows::new(events)?),
+            // The chain must never hash a secret, however the store was opened.
+            StoreWrite::Audit(entry) => {
+                Prepared::Audit(entry.clone().redacted(&Redactor::default()))
+            }
+            StoreWrite::Stage {
+                id,
+                position,
+                name,
+                stage,
+            } => Prepared::Stage {
+                id: id.clone(),
+                upsert: SqlStore::<D>::stage_args(id, *position, name, stage)?,
+                context: format!("storing stage {position} ({name}) of task {id}"),
+            },
+            StoreWrite::Release { id, owner } => Prepared::Release {
+                id: id.clone(),
+                owner: owner.clone(),
+            },
+        })
     }
 }
 

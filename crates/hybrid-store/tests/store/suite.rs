@@ -11,7 +11,7 @@ use hybrid_core::{
 use hybrid_store::audit::GENESIS_HASH;
 use hybrid_store::{
     Approval, ApprovalFilter, ApprovalStatus, AuditEntry, AuditFilter, AuditRecord, BadRecord,
-    NewApproval, Redactor, Store, StoreError, TaskFilter,
+    NewApproval, Redactor, Store, StoreError, StoreWrite, TaskFilter,
 };
 use serde_json::json;
 
@@ -884,6 +884,220 @@ pub async fn reopen_keeps_data(db: Arc<dyn Opener>) {
     assert_eq!(store.status_history(&id).await.unwrap().len(), 3);
     // And it keeps working.
     store.transition(&id, Completed, None).await.unwrap();
+}
+
+// ---- batches (`apply`) ----
+
+/// A whole run's writes in one batch land as if made one by one.
+pub async fn apply_batch_is_every_write_in_order(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("batched");
+    let id = task.id.clone();
+    store.create_task(&task).await.unwrap();
+    let started = event(
+        &id,
+        0,
+        EventKind::Warning {
+            message: "e0".into(),
+        },
+    );
+    let writes = vec![
+        StoreWrite::Transition {
+            id: id.clone(),
+            to: Routing,
+            reason: Some("routing".into()),
+        },
+        StoreWrite::SetRoute {
+            id: id.clone(),
+            route: route("claude"),
+        },
+        StoreWrite::Transition {
+            id: id.clone(),
+            to: InProgress,
+            reason: None,
+        },
+        StoreWrite::Events(vec![started.clone()]),
+        StoreWrite::Audit(audit_entry(Some(&id), 1)),
+        StoreWrite::Audit(audit_entry(Some(&id), 2)),
+        StoreWrite::Stage {
+            id: id.clone(),
+            position: 0,
+            name: "execution".into(),
+            stage: stage("executor", "claude", "done"),
+        },
+        StoreWrite::Finish(result(&id, Completed, "claude", Usage::default(), None, 7)),
+        StoreWrite::Events(vec![event(
+            &id,
+            1,
+            EventKind::Warning {
+                message: "e1".into(),
+            },
+        )]),
+        StoreWrite::Release {
+            id: id.clone(),
+            owner: "nobody".into(),
+        },
+    ];
+    store.apply(&writes).await.unwrap();
+
+    let record = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, Completed);
+    assert_eq!(record.route, Some(route("claude")));
+    let history: Vec<_> = store
+        .status_history(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.from, c.to, c.reason))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (None, Pending, None),
+            (Some(Pending), Routing, Some("routing".into())),
+            (Some(Routing), InProgress, None),
+            (Some(InProgress), Completed, None),
+        ]
+    );
+    let events = store.events(&id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(store.stages(&id).await.unwrap().len(), 1);
+    let audit = store.audit_records(&AuditFilter::default()).await.unwrap();
+    assert_eq!(audit.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(store.verify_audit().await.unwrap().is_valid());
+    // An empty batch is nothing.
+    store.apply(&[]).await.unwrap();
+}
+
+/// One failing write undoes the whole batch, and its error is the one the
+/// write's own method gives.
+pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let task = sample_task("all or nothing");
+    let id = task.id.clone();
+    store.create_task(&task).await.unwrap();
+    let writes = vec![
+        StoreWrite::Transition {
+            id: id.clone(),
+            to: Routing,
+            reason: None,
+        },
+        StoreWrite::Events(vec![event(
+            &id,
+            0,
+            EventKind::Warning {
+                message: "x".into(),
+            },
+        )]),
+        StoreWrite::Audit(audit_entry(Some(&id), 1)),
+        // Illegal: routing cannot jump to completed.
+        StoreWrite::Transition {
+            id: id.clone(),
+            to: Completed,
+            reason: None,
+        },
+    ];
+    let err = store.apply(&writes).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::IllegalTransition { id: failed, .. } if *failed == id),
+        "{err}"
+    );
+    assert_eq!(status_of(&*store, &id).await, Pending);
+    assert!(store.events(&id).await.unwrap().is_empty());
+    assert!(
+        store
+            .audit_records(&AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.status_history(&id).await.unwrap().len(), 1);
+
+    // A duplicate event: `AlreadyExists`, naming it; nothing of the batch stays.
+    store
+        .append_event(&event(
+            &id,
+            0,
+            EventKind::Warning {
+                message: "x".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let err = store
+        .apply(&[
+            StoreWrite::Transition {
+                id: id.clone(),
+                to: Routing,
+                reason: None,
+            },
+            StoreWrite::Events(vec![event(
+                &id,
+                0,
+                EventKind::Warning {
+                    message: "y".into(),
+                },
+            )]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
+    assert_eq!(status_of(&*store, &id).await, Pending);
+
+    // A write for an unknown task: `NotFound`.
+    let err = store
+        .apply(&[StoreWrite::SetRoute {
+            id: "ghost".into(),
+            route: route("claude"),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+/// Batches from many tasks at once each commit whole, and the audit chain
+/// they append to stays gapless and valid.
+pub async fn apply_concurrent_batches_keep_the_chain(db: Arc<dyn Opener>) {
+    let store = db.open().await;
+    let mut handles = Vec::new();
+    for n in 0..16 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let task = sample_task(&format!("concurrent batch {n}"));
+            let id = task.id.clone();
+            store.create_task(&task).await.unwrap();
+            store
+                .apply(&[
+                    StoreWrite::Transition {
+                        id: id.clone(),
+                        to: Routing,
+                        reason: None,
+                    },
+                    StoreWrite::Audit(audit_entry(Some(&id), n)),
+                    StoreWrite::Events(vec![event(
+                        &id,
+                        0,
+                        EventKind::Warning {
+                            message: "e".into(),
+                        },
+                    )]),
+                    StoreWrite::Audit(audit_entry(Some(&id), n + 100)),
+                ])
+                .await
+                .unwrap();
+            id
+        }));
+    }
+    for handle in handles {
+        let id = handle.await.unwrap();
+        assert_eq!(status_of(&*store, &id).await, Routing);
+    }
+    let audit = store.audit_records(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        audit.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=32).collect::<Vec<_>>()
+    );
+    assert!(store.verify_audit().await.unwrap().is_valid());
 }
 
 // ---- the audit trail ----

@@ -122,7 +122,7 @@ async fn run() -> BenchResult<()> {
     std::fs::write(work.path().join("app.yaml"), FILE)?;
     let mut latency = Vec::new();
     for &kind in &latency_kinds {
-        let runner = Runner::new(kind, &mock, work.path(), "latency").await?;
+        let runner = Runner::new(kind, &mock.anthropic_base_url(), work.path(), "latency").await?;
         runner.once().await?; // migrations, first connections, and a check
         let mut samples = Vec::with_capacity(iters);
         let started = Instant::now();
@@ -136,13 +136,22 @@ async fn run() -> BenchResult<()> {
     }
 
     let mut concurrent = Vec::new();
+    let mock_url = mock.anthropic_base_url();
     for &kind in &kinds {
-        concurrent.push(in_child(ChildSpec { kind, tasks }).await?);
+        concurrent.push(
+            in_child(ChildSpec {
+                kind,
+                tasks,
+                mock_url: mock_url.clone(),
+            })
+            .await?,
+        );
     }
     concurrent.push(
         in_child(ChildSpec {
             kind: StoreKind::SqliteFile,
             tasks: many,
+            mock_url,
         })
         .await?,
     );
@@ -191,7 +200,7 @@ enum Runner {
 impl Runner {
     async fn new(
         kind: StoreKind,
-        mock: &MockLlmServer,
+        mock_url: &str,
         workdir: &Path,
         tag: &str,
     ) -> BenchResult<Runner> {
@@ -203,7 +212,7 @@ impl Runner {
                 let spec = read_file.spec();
                 return Ok(Runner::Bare {
                     http: reqwest::Client::builder().tcp_nodelay(true).build()?,
-                    url: format!("{}/v1/messages", mock.anthropic_base_url()),
+                    url: format!("{mock_url}/v1/messages"),
                     tools: json!([{
                         "name": spec.name,
                         "description": spec.description,
@@ -229,9 +238,8 @@ impl Runner {
             )),
             None => hybrid_store::connect(&store_url).await?,
         };
-        let client = AnthropicClient::new(
-            AnthropicConfig::new(API_KEY, MODEL).with_base_url(mock.anthropic_base_url()),
-        )?;
+        let client =
+            AnthropicClient::new(AnthropicConfig::new(API_KEY, MODEL).with_base_url(mock_url))?;
         let platform = HybridPlatform::builder()
             .store(store)
             .platform(Arc::new(
@@ -359,10 +367,13 @@ impl Stats {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ChildSpec {
     kind: StoreKind,
     tasks: usize,
+    /// The parent's mock server: the child's memory and file descriptors
+    /// are the platform's alone.
+    mock_url: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -401,10 +412,9 @@ async fn in_child(spec: ChildSpec) -> BenchResult<ConcurrentRow> {
 }
 
 async fn concurrent_row(spec: ChildSpec) -> BenchResult<ConcurrentRow> {
-    let mock = mock().await?;
     let work = tempfile::tempdir()?;
     std::fs::write(work.path().join("app.yaml"), FILE)?;
-    let runner = Arc::new(Runner::new(spec.kind, &mock, work.path(), "concurrent").await?);
+    let runner = Arc::new(Runner::new(spec.kind, &spec.mock_url, work.path(), "concurrent").await?);
     runner.once().await?;
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss0 = proc_kb("VmRSS:");
@@ -495,7 +505,9 @@ fn report(latency: &[(StoreKind, Stats)], concurrent: &[ConcurrentRow]) {
         );
     }
     println!();
-    println!("Concurrent runs, all spawned at once (each row in a fresh process; peak = VmHWM)");
+    println!(
+        "Concurrent runs, all spawned at once (each row in a fresh process, the mock in this one; peak = VmHWM)"
+    );
     println!(
         "{:<18} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8}",
         "path",

@@ -470,12 +470,17 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Runs the writes of an [`apply`](Store::apply) batch on one
-    /// connection, in the caller's transaction; `Rollback` if a status
-    /// compare-and-set lost a race (the caller retries the whole batch).
-    async fn apply_in(c: &mut D::Conn, writes: &[Prepared]) -> Result<Outcome<bool>, StoreError> {
-        if writes.iter().any(|w| matches!(w, Prepared::Audit(_)))
-            && let Some(lock) = D::AUDIT_LOCK
-        {
+    /// connection, in the caller's transaction. `Rollback` (the caller
+    /// retries the whole batch) if a status compare-and-set lost a race, or
+    /// if an audit record lost its position in the chain to another appender
+    /// (the retry takes the dialect's audit lock first, as
+    /// [`append_audit`](Store::append_audit) does).
+    async fn apply_in(
+        c: &mut D::Conn,
+        writes: &[Prepared],
+        audit_lock: bool,
+    ) -> Result<Outcome<Applied>, StoreError> {
+        if audit_lock && let Some(lock) = D::AUDIT_LOCK {
             // Under the lock the chain's head cannot move before the insert.
             D::execute(c, lock, Vec::new())
                 .await
@@ -494,25 +499,28 @@ impl<D: Dialect> SqlStore<D> {
                         Self::cas_status(c, id, *to, reason.clone(), result.as_ref(), &context)
                             .await?;
                     if !matches!(cas, Outcome::Commit(Cas::Done(_))) {
-                        return Ok(Outcome::Rollback(false));
+                        return Ok(Outcome::Rollback(Applied::LostStatus));
                     }
                 }
                 Prepared::Route { id, update } => Self::set_route_in(c, id, update.clone()).await?,
                 Prepared::Events(rows) => Self::events_in(c, rows.clone()).await?,
                 Prepared::Audit(entry) => {
-                    Self::audit_in(c, entry, false).await?;
+                    if Self::audit_in(c, entry, !audit_lock).await?.is_none() {
+                        return Ok(Outcome::Rollback(Applied::LostAudit));
+                    }
                 }
                 Prepared::Stage {
                     id,
                     upsert,
                     context,
                 } => Self::stage_in(c, id, upsert.clone(), context).await?,
-                Prepared::Release { id, owner } => {
+                Prepared::Release { id, owner, check } => {
                     let sql = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
                                WHERE id = $2 AND lease_owner = $1";
                     let context = format!("releasing task {id} for {owner}");
                     let update = args![owner.as_str(), id.as_str()];
                     if D::execute(c, sql, update).await.map_err(q(&context))? == 0
+                        && *check
                         && D::fetch(c, TASK_EXISTS, args![id.as_str()])
                             .await
                             .map_err(q(&context))?
@@ -523,7 +531,7 @@ impl<D: Dialect> SqlStore<D> {
                 }
             }
         }
-        Ok(Outcome::Commit(true))
+        Ok(Outcome::Commit(Applied::Done))
     }
 
     /// `now + ttl` on both clocks, the ttl checked, as lease clock parameters.
@@ -1493,30 +1501,36 @@ impl<D: Dialect> Store for SqlStore<D> {
         if writes.is_empty() {
             return Ok(());
         }
-        let prepared: Arc<Vec<Prepared>> = Arc::new(
-            writes
-                .iter()
-                .map(Prepared::new::<D>)
-                .collect::<Result<_, _>>()?,
-        );
+        let prepared = Arc::new(Prepared::batch::<D>(writes)?);
         let context = match writes.len() {
             1 => "applying a write".to_owned(),
             n => format!("applying {n} writes together"),
         };
+        let mut audit_lock = false;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let prepared = prepared.clone();
-            let done = self
+            let applied = self
                 .d
                 .write(
                     Atomic::Transaction,
                     context.clone(),
-                    job(move |c| Box::pin(async move { Self::apply_in(c, &prepared).await })),
+                    job(move |c| {
+                        Box::pin(async move { Self::apply_in(c, &prepared, audit_lock).await })
+                    }),
                 )
                 .await?;
-            if done {
-                return Ok(());
+            match applied {
+                Applied::Done => return Ok(()),
+                Applied::LostStatus => tracing::debug!(
+                    "a status compare-and-set in a batch lost a race; retrying the batch"
+                ),
+                Applied::LostAudit => {
+                    tracing::debug!(
+                        "an audit append in a batch lost a race; retrying under the lock"
+                    );
+                    audit_lock = true;
+                }
             }
-            tracing::debug!("a status compare-and-set in a batch lost a race; retrying the batch");
         }
         let id = writes
             .iter()
@@ -1531,6 +1545,17 @@ impl<D: Dialect> Store for SqlStore<D> {
             attempts: MAX_CAS_ATTEMPTS,
         })
     }
+}
+
+/// How an [`apply`](Store::apply) attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Every write made.
+    Done,
+    /// A status compare-and-set lost a race: retry.
+    LostStatus,
+    /// An audit record lost its position: retry under the audit lock.
+    LostAudit,
 }
 
 /// Encoded event rows, with how to name them in errors.
@@ -1591,10 +1616,50 @@ enum Prepared {
     Release {
         id: TaskId,
         owner: String,
+        /// Whether a release that changed no row looks for the task (to
+        /// answer `NotFound`).
+        check: bool,
     },
 }
 
 impl Prepared {
+    /// A batch's writes, encoded, with fewer statements: all its events in
+    /// one insert (where its first events were: the rows are keyed by their
+    /// own sequence numbers, so their place among the other writes does not
+    /// matter), and no existence check for a lease release of a task whose
+    /// status the batch also changes (that write finds a missing task).
+    fn batch<D: Dialect>(writes: &[StoreWrite]) -> Result<Vec<Self>, StoreError> {
+        let mut events: Vec<Event> = Vec::new();
+        let mut events_at = None;
+        let mut prepared = Vec::with_capacity(writes.len());
+        for write in writes {
+            if let StoreWrite::Events(batch) = write {
+                events_at.get_or_insert(prepared.len());
+                events.extend(batch.iter().cloned());
+            } else {
+                prepared.push(Prepared::new::<D>(write)?);
+            }
+        }
+        if let Some(at) = events_at
+            && !events.is_empty()
+        {
+            prepared.insert(at, Prepared::Events(EventRows::new(&events)?));
+        }
+        let changed: Vec<TaskId> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Prepared::Status { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        for p in &mut prepared {
+            if let Prepared::Release { id, check, .. } = p {
+                *check = !changed.contains(id);
+            }
+        }
+        Ok(prepared)
+    }
+
     fn new<D: Dialect>(write: &StoreWrite) -> Result<Self, StoreError> {
         Ok(match write {
             StoreWrite::Transition { id, to, reason } => Prepared::Status {
@@ -1631,6 +1696,7 @@ impl Prepared {
             StoreWrite::Release { id, owner } => Prepared::Release {
                 id: id.clone(),
                 owner: owner.clone(),
+                check: true,
             },
         })
     }

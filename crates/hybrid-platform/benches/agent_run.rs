@@ -39,6 +39,10 @@ use hybrid_tools::{ToolRegistry, ToolsConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// The `hybrid` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 const ANSWER: &str = "app.yaml sets the service's port to 8080.";

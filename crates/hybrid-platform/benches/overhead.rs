@@ -26,6 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+
+/// The `hybrid` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use hybrid_core::{Task, TaskStatus, TaskType};
 use hybrid_llm::{
     AnthropicClient, AnthropicConfig, ChatEvent, ChatModel, ChatRequest, Message, OpenAiClient,

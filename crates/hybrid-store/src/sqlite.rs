@@ -462,6 +462,21 @@ impl Sqlite {
         }
     }
 
+    /// A read: on a read connection of a file; in memory, on the one
+    /// connection, as a write (the writer's batch is a transaction, so one
+    /// snapshot either way).
+    fn read_job<T: Send + 'static>(
+        &self,
+        context: String,
+        snapshot: bool,
+        job: Job<Connection, T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        if self.shared.file.is_none() {
+            return self.write(Atomic::Statement, context, job);
+        }
+        Box::pin(std::future::ready(self.read_now(&context, snapshot, job)))
+    }
+
     /// Runs a read job on a read connection, inside `BEGIN`/`COMMIT` if `snapshot`.
     fn read_now<T>(
         &self,
@@ -568,10 +583,7 @@ impl Dialect for Sqlite {
         context: String,
         job: Job<Connection, T>,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
-        if self.shared.file.is_none() {
-            return self.write(Atomic::Statement, context, job);
-        }
-        Box::pin(std::future::ready(self.read_now(&context, false, job)))
+        self.read_job(context, false, job)
     }
 
     fn read_snapshot<T: Send + 'static>(
@@ -579,11 +591,7 @@ impl Dialect for Sqlite {
         context: String,
         job: Job<Connection, T>,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
-        if self.shared.file.is_none() {
-            // The writer's batch is a transaction: one snapshot.
-            return self.write(Atomic::Statement, context, job);
-        }
-        Box::pin(std::future::ready(self.read_now(&context, true, job)))
+        self.read_job(context, true, job)
     }
 
     fn lease_clock(now: DateTime<Utc>, until: DateTime<Utc>, _ttl_micros: i64) -> Vec<Arg> {

@@ -645,10 +645,9 @@ impl Shared {
     /// then hands the writer on.
     fn serve(self: Arc<Self>, mut conn: Connection, mut batch: VecDeque<Box<dyn Write>>) {
         let Ok(committed) = run_batch(&mut conn, &mut batch, false) else {
-            let busy_timeout = self.busy_timeout;
-            tokio::task::spawn_blocking(move || {
+            let wait = move || {
                 let waited = conn
-                    .busy_timeout(busy_timeout)
+                    .busy_timeout(self.busy_timeout)
                     .map(|()| run_batch(&mut conn, &mut batch, true));
                 match waited.and_then(|ran| conn.busy_timeout(Duration::ZERO).map(|()| ran)) {
                     Ok(ran) => self.committed(ran.unwrap_or(false)),
@@ -660,7 +659,12 @@ impl Shared {
                     }
                 }
                 self.hand_on(conn, batch);
-            });
+            };
+            // Off the runtime's threads; polled by another executor, here.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(wait)),
+                Err(_) => wait(),
+            }
             return;
         };
         self.committed(committed);
@@ -698,7 +702,12 @@ impl Shared {
         let batch = take_batch(&mut writer.queue);
         drop(writer);
         let shared = Arc::clone(&self);
-        tokio::spawn(async move { shared.serve(conn, batch) });
+        // A task of its own, so no caller serves others for long; polled by
+        // another executor, here.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move { shared.serve(conn, batch) })),
+            Err(_) => shared.serve(conn, batch),
+        }
     }
 }
 
@@ -1078,6 +1087,69 @@ mod tests {
     async fn concurrent_writers_queue_instead_of_timing_out() {
         let dir = tempfile::tempdir().unwrap();
         run_concurrently(file_store(&dir, SHORT_BUSY_TIMEOUT).await, 200).await;
+    }
+
+    /// Another process's connection holding the write lock for `hold`.
+    fn hold_write_lock(dir: &tempfile::TempDir, hold: Duration) -> std::thread::JoinHandle<()> {
+        let other = Connection::open(dir.path().join("store.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            other.execute_batch("COMMIT").unwrap();
+        })
+    }
+
+    /// With another process holding the write lock, a write waits for it
+    /// (on a blocking thread, never on the runtime's) and then commits;
+    /// reads answer meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_waits_for_another_processs_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir, BUSY_TIMEOUT).await;
+        let task = Task::new("locked out");
+        store.create_task(&task).await.unwrap();
+        let holder = hold_write_lock(&dir, Duration::from_millis(300));
+        let started = Instant::now();
+        let write = {
+            let (store, id) = (store.clone(), task.id.clone());
+            tokio::spawn(async move { store.transition(&id, Routing, None).await })
+        };
+        // The runtime is free while the write waits: reads still answer.
+        let pending = store.get_task(&task.id).await.unwrap().unwrap().status;
+        assert_eq!(pending, Pending);
+        assert_eq!(write.await.unwrap().unwrap(), Pending);
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!(
+            store.get_task(&task.id).await.unwrap().unwrap().status,
+            Routing
+        );
+        holder.join().unwrap();
+    }
+
+    /// Outside any Tokio runtime (another executor polls), writes still work,
+    /// even one that must wait for another process's lock: the wait happens
+    /// on the caller's thread.
+    #[test]
+    fn works_without_a_tokio_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(file_store(&dir, BUSY_TIMEOUT));
+        let task = Task::new("no runtime");
+        futures::executor::block_on(store.create_task(&task)).unwrap();
+        let holder = hold_write_lock(&dir, Duration::from_millis(100));
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                store.transition(&task.id, Routing, None).await.unwrap();
+                assert_eq!(
+                    store.get_task(&task.id).await.unwrap().unwrap().status,
+                    Routing
+                );
+            });
+        })
+        .join()
+        .unwrap();
+        holder.join().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

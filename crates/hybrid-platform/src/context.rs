@@ -320,7 +320,7 @@ impl EventSink {
             return Ok(());
         }
         let writes = std::mem::take(&mut *pending);
-        self.store.apply(&writes.writes).await
+        self.store.apply(writes.writes).await
     }
 }
 

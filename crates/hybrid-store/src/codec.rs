@@ -1,6 +1,7 @@
 //! Conversions shared by both backends: integers, JSON, status names, the
 //! result columns, and turning raw aggregates into a [`MetricsSnapshot`].
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -39,12 +40,17 @@ pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T
 }
 
 /// Which events a batch holds, for error messages.
-pub(crate) fn describe_events(events: &[Event]) -> String {
+pub(crate) fn describe_events<E: Borrow<Event>>(events: &[E]) -> String {
     match events {
-        [one] => format!("event {} of task {}", one.seq, one.task_id),
-        [first, ..] if events.iter().all(|e| e.task_id == first.task_id) => {
-            let min = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
-            let max = events.iter().map(|e| e.seq).max().unwrap_or(first.seq);
+        [one] => {
+            let one = one.borrow();
+            format!("event {} of task {}", one.seq, one.task_id)
+        }
+        [first, ..] if single_task(events).is_some() => {
+            let first = first.borrow();
+            let seqs = || events.iter().map(|e| e.borrow().seq);
+            let min = seqs().min().unwrap_or(first.seq);
+            let max = seqs().max().unwrap_or(first.seq);
             format!("one of events {min}..={max} of task {}", first.task_id)
         }
         _ => format!("one of a batch of {} events", events.len()),
@@ -52,11 +58,11 @@ pub(crate) fn describe_events(events: &[Event]) -> String {
 }
 
 /// The task all `events` belong to, if they belong to one.
-pub(crate) fn single_task(events: &[Event]) -> Option<&hybrid_core::TaskId> {
-    let first = events.first()?;
+pub(crate) fn single_task<E: Borrow<Event>>(events: &[E]) -> Option<&hybrid_core::TaskId> {
+    let first = events.first()?.borrow();
     events
         .iter()
-        .all(|e| e.task_id == first.task_id)
+        .all(|e| e.borrow().task_id == first.task_id)
         .then_some(&first.task_id)
 }
 

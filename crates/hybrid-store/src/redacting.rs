@@ -266,45 +266,42 @@ impl Store for RedactingStore {
         self.inner.release_task(task, owner).await
     }
 
-    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
-        let writes: Vec<StoreWrite> = writes.iter().map(|w| self.write(w)).collect();
-        self.inner.apply(&writes).await
+    async fn apply(&self, mut writes: Vec<StoreWrite>) -> Result<(), StoreError> {
+        for write in &mut writes {
+            self.redact_write(write);
+        }
+        self.inner.apply(writes).await
     }
 }
 
 impl RedactingStore {
-    /// A batch write, redacted as its own method redacts it.
-    fn write(&self, write: &StoreWrite) -> StoreWrite {
+    /// Redacts a batch write in place, as its own method redacts it (ids stay).
+    fn redact_write(&self, write: &mut StoreWrite) {
+        let r = &self.redactor;
         match write {
-            StoreWrite::Transition { id, to, reason } => StoreWrite::Transition {
-                id: id.clone(),
-                to: *to,
-                reason: self.opt_text(reason.as_deref()),
-            },
-            StoreWrite::SetRoute { id, route } => StoreWrite::SetRoute {
-                id: id.clone(),
-                route: self.record(route),
-            },
-            StoreWrite::Events(events) => {
-                StoreWrite::Events(events.iter().map(|e| self.record(e)).collect())
+            StoreWrite::Transition { reason, .. } => {
+                if let Some(reason) = reason {
+                    reason.redact(r);
+                }
             }
-            StoreWrite::Audit(entry) => StoreWrite::Audit(self.record(entry)),
-            StoreWrite::Stage {
-                id,
-                position,
-                name,
-                stage,
-            } => StoreWrite::Stage {
-                id: id.clone(),
-                position: *position,
-                name: name.clone(),
-                stage: self.record(stage),
-            },
-            StoreWrite::Finish(result) => StoreWrite::Finish(self.record(result)),
-            StoreWrite::Release { id, owner } => StoreWrite::Release {
-                id: id.clone(),
-                owner: owner.clone(),
-            },
+            StoreWrite::SetRoute { route, .. } => {
+                route.redact(r);
+            }
+            StoreWrite::Events(events) => {
+                for event in events {
+                    event.redact(r);
+                }
+            }
+            StoreWrite::Audit(entry) => {
+                entry.redact(r);
+            }
+            StoreWrite::Stage { stage, .. } => {
+                stage.redact(r);
+            }
+            StoreWrite::Finish(result) => {
+                result.redact(r);
+            }
+            StoreWrite::Release { .. } => {}
         }
     }
 }
@@ -550,7 +547,7 @@ mod tests {
         let mut stages = Stages::new();
         stages.insert("execution".into(), stage.clone());
         store
-            .apply(&[
+            .apply(vec![
                 StoreWrite::Transition {
                     id: id.clone(),
                     to: TaskStatus::Routing,

@@ -265,8 +265,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// The default makes them one after another (not atomically); the SQL
     /// store overrides it.
-    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
-        for write in writes {
+    async fn apply(&self, writes: Vec<StoreWrite>) -> Result<(), StoreError> {
+        for write in &writes {
             match write {
                 StoreWrite::Transition { id, to, reason } => {
                     self.transition(id, *to, reason.as_deref()).await?;

@@ -1497,11 +1497,11 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(())
     }
 
-    async fn apply(&self, writes: &[StoreWrite]) -> Result<(), StoreError> {
+    async fn apply(&self, writes: Vec<StoreWrite>) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
-        let prepared = Arc::new(Prepared::batch::<D>(writes)?);
+        let prepared = Arc::new(Prepared::batch::<D>(&writes)?);
         let context = match writes.len() {
             1 => "applying a write".to_owned(),
             n => format!("applying {n} writes together"),
@@ -1569,10 +1569,11 @@ struct EventRows {
 }
 
 impl EventRows {
-    fn new(events: &[Event]) -> Result<Self, StoreError> {
+    fn new<E: std::borrow::Borrow<Event>>(events: &[E]) -> Result<Self, StoreError> {
         let rows = events
             .iter()
             .map(|event| {
+                let event = event.borrow();
                 let what = format!("event {} of task {}", event.seq, event.task_id);
                 Ok(EventRow {
                     task_id: event.task_id.as_str().to_owned(),
@@ -1629,13 +1630,13 @@ impl Prepared {
     /// matter), and no existence check for a lease release of a task whose
     /// status the batch also changes (that write finds a missing task).
     fn batch<D: Dialect>(writes: &[StoreWrite]) -> Result<Vec<Self>, StoreError> {
-        let mut events: Vec<Event> = Vec::new();
+        let mut events: Vec<&Event> = Vec::new();
         let mut events_at = None;
         let mut prepared = Vec::with_capacity(writes.len());
         for write in writes {
             if let StoreWrite::Events(batch) = write {
                 events_at.get_or_insert(prepared.len());
-                events.extend(batch.iter().cloned());
+                events.extend(batch);
             } else {
                 prepared.push(Prepared::new::<D>(write)?);
             }

@@ -938,7 +938,7 @@ pub async fn apply_batch_is_every_write_in_order(db: Arc<dyn Opener>) {
             owner: "nobody".into(),
         },
     ];
-    store.apply(&writes).await.unwrap();
+    store.apply(writes).await.unwrap();
 
     let record = store.get_task(&id).await.unwrap().unwrap();
     assert_eq!(record.status, Completed);
@@ -966,7 +966,7 @@ pub async fn apply_batch_is_every_write_in_order(db: Arc<dyn Opener>) {
     assert_eq!(audit.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
     assert!(store.verify_audit().await.unwrap().is_valid());
     // An empty batch is nothing.
-    store.apply(&[]).await.unwrap();
+    store.apply(Vec::new()).await.unwrap();
 }
 
 /// One failing write undoes the whole batch, and its error is the one the
@@ -997,7 +997,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
             reason: None,
         },
     ];
-    let err = store.apply(&writes).await.unwrap_err();
+    let err = store.apply(writes).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::IllegalTransition { id: failed, .. } if *failed == id),
         "{err}"
@@ -1025,7 +1025,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
         .await
         .unwrap();
     let err = store
-        .apply(&[
+        .apply(vec![
             StoreWrite::Transition {
                 id: id.clone(),
                 to: Routing,
@@ -1046,7 +1046,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
 
     // A write for an unknown task: `NotFound`.
     let err = store
-        .apply(&[StoreWrite::SetRoute {
+        .apply(vec![StoreWrite::SetRoute {
             id: "ghost".into(),
             route: route("claude"),
         }])
@@ -1067,7 +1067,7 @@ pub async fn apply_concurrent_batches_keep_the_chain(db: Arc<dyn Opener>) {
             let id = task.id.clone();
             store.create_task(&task).await.unwrap();
             store
-                .apply(&[
+                .apply(vec![
                     StoreWrite::Transition {
                         id: id.clone(),
                         to: Routing,

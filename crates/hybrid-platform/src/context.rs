@@ -237,6 +237,7 @@ impl EventSink {
             id: self.task_id.clone(),
             to,
             reason: reason.clone(),
+            from: Some(from),
         })
         .await;
         *status = to;

@@ -552,6 +552,7 @@ mod tests {
                     id: id.clone(),
                     to: TaskStatus::Routing,
                     reason: Some(said("reason")),
+                    from: Some(TaskStatus::Pending),
                 },
                 StoreWrite::SetRoute {
                     id: id.clone(),
@@ -561,6 +562,7 @@ mod tests {
                     id: id.clone(),
                     to: TaskStatus::InProgress,
                     reason: None,
+                    from: None,
                 },
                 StoreWrite::Events(vec![Event {
                     task_id: id.clone(),

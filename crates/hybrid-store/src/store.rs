@@ -268,7 +268,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn apply(&self, writes: Vec<StoreWrite>) -> Result<(), StoreError> {
         for write in &writes {
             match write {
-                StoreWrite::Transition { id, to, reason } => {
+                StoreWrite::Transition { id, to, reason, .. } => {
                     self.transition(id, *to, reason.as_deref()).await?;
                 }
                 StoreWrite::SetRoute { id, route } => self.set_route(id, route).await?,
@@ -303,6 +303,11 @@ pub enum StoreWrite {
         to: TaskStatus,
         /// Why.
         reason: Option<String>,
+        /// The status the writer believes the task is in now, if it knows:
+        /// the store then skips reading it (the update checks it), and reads
+        /// it only when the belief is wrong. Either way the move must be
+        /// legal from the status the task is really in.
+        from: Option<TaskStatus>,
     },
     /// [`Store::set_route`].
     SetRoute {

@@ -167,7 +167,8 @@ impl<D: Dialect> SqlStore<D> {
                     context.clone(),
                     job(move |c| {
                         Box::pin(async move {
-                            Self::cas_status(c, &tid, to, reason, result.as_deref(), &ctx).await
+                            Self::cas_status(c, &tid, to, reason, result.as_deref(), &ctx, None)
+                                .await
                         })
                     }),
                 )
@@ -187,7 +188,9 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Reads the status and, if the move is legal, updates it (and the
     /// result columns) only if it is still the status read, and records the
-    /// change.
+    /// change. With `expected` (the status the caller believes the task is
+    /// in, and a legal move from it) the read is skipped: the update's own
+    /// compare-and-set checks the belief, and only a wrong one costs the read.
     async fn cas_status(
         c: &mut D::Conn,
         id: &TaskId,
@@ -195,61 +198,73 @@ impl<D: Dialect> SqlStore<D> {
         reason: Option<String>,
         result: Option<&ResultColumns>,
         context: &str,
+        expected: Option<TaskStatus>,
     ) -> Result<Outcome<Cas>, StoreError> {
         let what = format!("status of task {id}");
-        let mut rows = D::fetch(
-            c,
-            "SELECT status FROM tasks WHERE id = $1",
-            args![id.as_str()],
-        )
-        .await
-        .map_err(q(context))?;
-        let Some(mut row) = rows.pop() else {
-            return Err(StoreError::NotFound(id.clone()));
-        };
-        let from = codec::status(&row.text(0, &what)?, &what)?;
-        let already = result.is_some() && from == to;
-        if !already {
-            from.transition(to)
-                .map_err(|error| StoreError::IllegalTransition {
-                    id: id.clone(),
-                    error,
-                })?;
-        }
-        let now = Utc::now();
-        let mut update = args![to.as_str(), Arg::time(now), id.as_str(), from.as_str()];
-        let sql = match result {
-            None => UPDATE_STATUS,
-            Some(r) => {
-                update.extend(args![
-                    Arg::json(r.json.clone()),
-                    &r.platform,
-                    Arg::json(r.route_json.clone()),
-                    &r.output,
-                    r.input_tokens,
-                    r.output_tokens,
-                    r.cache_read_tokens,
-                    r.cache_write_tokens,
-                    r.cost_nanos,
-                    r.duration_ms,
-                    &r.error,
-                ]);
-                UPDATE_STATUS_AND_RESULT
+        let mut guess = expected.filter(|from| from.can_transition(to));
+        loop {
+            let guessed = guess.is_some();
+            let from = match guess.take() {
+                Some(from) => from,
+                None => {
+                    let mut rows = D::fetch(
+                        c,
+                        "SELECT status FROM tasks WHERE id = $1",
+                        args![id.as_str()],
+                    )
+                    .await
+                    .map_err(q(context))?;
+                    let Some(mut row) = rows.pop() else {
+                        return Err(StoreError::NotFound(id.clone()));
+                    };
+                    codec::status(&row.text(0, &what)?, &what)?
+                }
+            };
+            let already = result.is_some() && from == to;
+            if !already {
+                from.transition(to)
+                    .map_err(|error| StoreError::IllegalTransition {
+                        id: id.clone(),
+                        error,
+                    })?;
             }
-        };
-        let updated = if already {
-            D::execute(c, sql, update).await
-        } else {
-            // The change: from $4 to $1, why, at $2.
-            let why = format!("${}", update.len() + 1);
-            update.push(Arg::from(reason));
-            Self::with_history(c, sql, "$3", &format!("$4, $1, {why}, $2"), update).await
+            let now = Utc::now();
+            let mut update = args![to.as_str(), Arg::time(now), id.as_str(), from.as_str()];
+            let sql = match result {
+                None => UPDATE_STATUS,
+                Some(r) => {
+                    update.extend(args![
+                        Arg::json(r.json.clone()),
+                        &r.platform,
+                        Arg::json(r.route_json.clone()),
+                        &r.output,
+                        r.input_tokens,
+                        r.output_tokens,
+                        r.cache_read_tokens,
+                        r.cache_write_tokens,
+                        r.cost_nanos,
+                        r.duration_ms,
+                        &r.error,
+                    ]);
+                    UPDATE_STATUS_AND_RESULT
+                }
+            };
+            let updated = if already {
+                D::execute(c, sql, update).await
+            } else {
+                // The change: from $4 to $1, why, at $2.
+                let why = format!("${}", update.len() + 1);
+                update.push(Arg::from(reason.clone()));
+                Self::with_history(c, sql, "$3", &format!("$4, $1, {why}, $2"), update).await
+            }
+            .map_err(q(context))?;
+            match (updated, guessed) {
+                (1, _) => return Ok(Outcome::Commit(Cas::Done(from))),
+                // The belief was wrong (nothing was written): read it.
+                (_, true) => continue,
+                _ => return Ok(Outcome::Rollback(Cas::Lost)),
+            }
         }
-        .map_err(q(context))?;
-        if updated != 1 {
-            return Ok(Outcome::Rollback(Cas::Lost));
-        }
-        Ok(Outcome::Commit(Cas::Done(from)))
     }
 
     /// Moves a pending approval to `status` (compare-and-set on `pending`).
@@ -493,11 +508,19 @@ impl<D: Dialect> SqlStore<D> {
                     to,
                     reason,
                     result,
+                    from,
                 } => {
                     let context = format!("moving task {id} to {to}");
-                    let cas =
-                        Self::cas_status(c, id, *to, reason.clone(), result.as_ref(), &context)
-                            .await?;
+                    let cas = Self::cas_status(
+                        c,
+                        id,
+                        *to,
+                        reason.clone(),
+                        result.as_ref(),
+                        &context,
+                        *from,
+                    )
+                    .await?;
                     if !matches!(cas, Outcome::Commit(Cas::Done(_))) {
                         return Ok(Outcome::Rollback(Applied::LostStatus));
                     }
@@ -1602,6 +1625,8 @@ enum Prepared {
         to: TaskStatus,
         reason: Option<String>,
         result: Option<ResultColumns>,
+        /// The status the writer believes the task is in.
+        from: Option<TaskStatus>,
     },
     Route {
         id: TaskId,
@@ -1663,17 +1688,24 @@ impl Prepared {
 
     fn new<D: Dialect>(write: &StoreWrite) -> Result<Self, StoreError> {
         Ok(match write {
-            StoreWrite::Transition { id, to, reason } => Prepared::Status {
+            StoreWrite::Transition {
+                id,
+                to,
+                reason,
+                from,
+            } => Prepared::Status {
                 id: id.clone(),
                 to: *to,
                 reason: reason.clone(),
                 result: None,
+                from: *from,
             },
             StoreWrite::Finish(result) => Prepared::Status {
                 id: result.task_id.clone(),
                 to: result.status,
                 reason: result.error.clone(),
                 result: Some(ResultColumns::new(result)?),
+                from: None,
             },
             StoreWrite::SetRoute { id, route } => Prepared::Route {
                 id: id.clone(),

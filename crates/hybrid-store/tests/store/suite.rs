@@ -902,19 +902,23 @@ pub async fn apply_batch_is_every_write_in_order(db: Arc<dyn Opener>) {
         },
     );
     let writes = vec![
+        // A right belief about the status (no read) …
         StoreWrite::Transition {
             id: id.clone(),
             to: Routing,
             reason: Some("routing".into()),
+            from: Some(Pending),
         },
         StoreWrite::SetRoute {
             id: id.clone(),
             route: route("claude"),
         },
+        // … and a wrong one: the store reads the real status and moves from it.
         StoreWrite::Transition {
             id: id.clone(),
             to: InProgress,
             reason: None,
+            from: Some(Pending),
         },
         StoreWrite::Events(vec![started.clone()]),
         StoreWrite::Audit(audit_entry(Some(&id), 1)),
@@ -981,6 +985,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
             id: id.clone(),
             to: Routing,
             reason: None,
+            from: None,
         },
         StoreWrite::Events(vec![event(
             &id,
@@ -995,6 +1000,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
             id: id.clone(),
             to: Completed,
             reason: None,
+            from: None,
         },
     ];
     let err = store.apply(writes).await.unwrap_err();
@@ -1030,6 +1036,7 @@ pub async fn apply_batch_is_all_or_nothing(db: Arc<dyn Opener>) {
                 id: id.clone(),
                 to: Routing,
                 reason: None,
+                from: None,
             },
             StoreWrite::Events(vec![event(
                 &id,
@@ -1072,6 +1079,7 @@ pub async fn apply_concurrent_batches_keep_the_chain(db: Arc<dyn Opener>) {
                         id: id.clone(),
                         to: Routing,
                         reason: None,
+                        from: None,
                     },
                     StoreWrite::Audit(audit_entry(Some(&id), n)),
                     StoreWrite::Events(vec![event(

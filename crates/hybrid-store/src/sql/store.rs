@@ -72,6 +72,15 @@ const INSERT_APPROVAL: &str = "INSERT INTO approvals (id, task_id, call_id, agen
      rule, reason, status, requested_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const TASK_EXISTS: &str = "SELECT id FROM tasks WHERE id = $1";
+/// Drops owner `$1`'s lease on task `$2`.
+const RELEASE_LEASE: &str =
+    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $1";
+
+/// An audit entry as the chain may hash it: whatever redaction the store was
+/// opened with, never a secret the built-in patterns know.
+fn chain_safe(entry: &AuditEntry) -> AuditEntry {
+    entry.clone().redacted(&Redactor::default())
+}
 
 /// A failed statement, with what was being done.
 fn q(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -538,11 +547,12 @@ impl<D: Dialect> SqlStore<D> {
                     context,
                 } => Self::stage_in(c, id, upsert.clone(), context).await?,
                 Prepared::Release { id, owner, check } => {
-                    let sql = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
-                               WHERE id = $2 AND lease_owner = $1";
                     let context = format!("releasing task {id} for {owner}");
                     let update = args![owner.as_str(), id.as_str()];
-                    if D::execute(c, sql, update).await.map_err(q(&context))? == 0
+                    if D::execute(c, RELEASE_LEASE, update)
+                        .await
+                        .map_err(q(&context))?
+                        == 0
                         && *check
                         && D::fetch(c, TASK_EXISTS, args![id.as_str()])
                             .await
@@ -1003,8 +1013,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
         const CONTEXT: &str = "appending an audit record";
-        // The chain must never hash a secret, however the store was opened.
-        let entry = Arc::new(entry.clone().redacted(&Redactor::default()));
+        let entry = Arc::new(chain_safe(entry));
         // First without a lock: the primary key on `seq` lets one appender
         // per position win (SQLite holds the write lock anyway). Having
         // lost, once more under the dialect's lock, which every other writer
@@ -1511,11 +1520,8 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn release_task(&self, task: &TaskId, owner: &str) -> Result<(), StoreError> {
-        let sql = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
-                   WHERE id = $2 AND lease_owner = $1"
-            .to_owned();
         let context = format!("releasing task {task} for {owner}");
-        self.lease_update(task, owner, sql, Vec::new(), context)
+        self.lease_update(task, owner, RELEASE_LEASE.to_owned(), Vec::new(), context)
             .await?;
         Ok(())
     }
@@ -1712,10 +1718,7 @@ impl Prepared {
                 update: SqlStore::<D>::route_args(id, route)?,
             },
             StoreWrite::Events(events) => Prepared::Events(EventRows::new(events)?),
-            // The chain must never hash a secret, however the store was opened.
-            StoreWrite::Audit(entry) => {
-                Prepared::Audit(entry.clone().redacted(&Redactor::default()))
-            }
+            StoreWrite::Audit(entry) => Prepared::Audit(chain_safe(entry)),
             StoreWrite::Stage {
                 id,
                 position,

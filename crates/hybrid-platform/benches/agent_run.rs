@@ -14,11 +14,13 @@
 //! | `BENCH_MANY` | 10000 | concurrent runs in the memory row |
 //! | `BENCH_RUNTIME` | `multi_thread` | the Tokio runtime: `multi_thread` (2 workers here) or `current_thread` (no wake-ups across threads: the CPU cost alone) |
 //! | `BENCH_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/test` | the PostgreSQL rows' database (`off`: skip them) |
+//! | `BENCH_MODE` | `whole` | `whole`: whole responses on both sides; `stream`: both stream (`"stream": true`; the bare run decodes the SSE events itself) |
+//! | `BENCH_ONLY` | unset | one latency row by its label (`platform+memory` …), alone and without the concurrency rows: for a profiler |
 //!
 //! Each run: the Anthropic protocol, the executor on `claude` with `read_file`;
 //! the model asks for `read_file` of `app.yaml`, gets the file, answers. The
 //! bare run makes the same two `POST /v1/messages` (same tools, same
-//! messages) and reads the file itself. Overhead = mean(platform) −
+//! messages, whole or streamed as the platform's) and reads the file itself. Overhead = mean(platform) −
 //! mean(bare). Every platform step is committed before the next (the store's
 //! durability is not relaxed for the bench).
 
@@ -51,6 +53,15 @@ const DESCRIPTION: &str = "Read app.yaml and report the port it sets.";
 const MODEL: &str = "claude-sonnet-4-5";
 const API_KEY: &str = "sk-ant-bench";
 const CHILD_VAR: &str = "BENCH_AGENT_CHILD";
+
+/// Whether both sides stream (`BENCH_MODE=stream`) or take whole responses.
+fn streamed() -> BenchResult<bool> {
+    match std::env::var("BENCH_MODE").as_deref() {
+        Ok("whole") | Err(_) => Ok(false),
+        Ok("stream") => Ok(true),
+        Ok(other) => Err(format!("BENCH_MODE={other:?}: expected whole or stream").into()),
+    }
+}
 
 fn main() -> BenchResult<()> {
     let runtime = match std::env::var("BENCH_RUNTIME").as_deref() {
@@ -120,6 +131,13 @@ async fn run() -> BenchResult<()> {
     }
     let mut latency_kinds = kinds.clone();
     latency_kinds.insert(1, StoreKind::SqliteMemory);
+    let only = std::env::var("BENCH_ONLY").ok();
+    if let Some(label) = &only {
+        latency_kinds.retain(|kind| kind.label() == label);
+        if latency_kinds.is_empty() {
+            return Err(format!("BENCH_ONLY={label:?}: no latency row has that label").into());
+        }
+    }
 
     let mock = mock().await?;
     let work = tempfile::tempdir()?;
@@ -141,6 +159,10 @@ async fn run() -> BenchResult<()> {
 
     let mut concurrent = Vec::new();
     let mock_url = mock.anthropic_base_url();
+    if only.is_some() {
+        report(&latency, &concurrent);
+        return Ok(());
+    }
     for &kind in &kinds {
         concurrent.push(
             in_child(ChildSpec {
@@ -193,6 +215,7 @@ enum Runner {
         url: String,
         tools: Value,
         workdir: PathBuf,
+        stream: bool,
     },
     Platform {
         platform: HybridPlatform,
@@ -208,6 +231,7 @@ impl Runner {
         workdir: &Path,
         tag: &str,
     ) -> BenchResult<Runner> {
+        let stream = streamed()?;
         let read_file = ToolRegistry::builtin(&ToolsConfig::default())
             .get("read_file")
             .ok_or("no read_file tool")?;
@@ -223,6 +247,7 @@ impl Runner {
                         "input_schema": spec.parameters,
                     }]),
                     workdir: workdir.to_path_buf(),
+                    stream,
                 });
             }
             StoreKind::SqliteMemory => ("sqlite::memory:".to_owned(), None),
@@ -248,6 +273,7 @@ impl Runner {
             .store(store)
             .platform(Arc::new(
                 LlmPlatform::new("claude", PlatformKind::Execution, Arc::new(client))
+                    .with_streaming(stream)
                     .with_tools(vec![read_file]),
             ))
             .build()
@@ -267,7 +293,8 @@ impl Runner {
                 url,
                 tools,
                 workdir,
-            } => bare_run(http, url, tools, workdir).await,
+                stream,
+            } => bare_run(http, url, tools, workdir, *stream).await,
             Runner::Platform {
                 platform, workdir, ..
             } => {
@@ -308,23 +335,11 @@ async fn bare_run(
     url: &str,
     tools: &Value,
     workdir: &Path,
+    stream: bool,
 ) -> BenchResult<()> {
     let system = "You are the executor. Use the tools to act, then answer.";
     let mut messages = vec![json!({"role": "user", "content": DESCRIPTION})];
-    let post = |messages: &Vec<Value>| {
-        http.post(url)
-            .header("x-api-key", API_KEY)
-            .header("anthropic-version", "2023-06-01")
-            .json(&json!({
-                "model": MODEL,
-                "max_tokens": 4096,
-                "system": system,
-                "tools": tools,
-                "messages": messages,
-            }))
-            .send()
-    };
-    let first: Value = post(&messages).await?.error_for_status()?.json().await?;
+    let first = post_messages(http, url, system, tools, &messages, stream).await?;
     let call = first["content"]
         .as_array()
         .and_then(|c| c.iter().find(|b| b["type"] == "tool_use"))
@@ -336,11 +351,94 @@ async fn bare_run(
     messages.push(json!({"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": call["id"], "content": content}
     ]}));
-    let second: Value = post(&messages).await?.error_for_status()?.json().await?;
+    let second = post_messages(http, url, system, tools, &messages, stream).await?;
     if second["content"][0]["text"] != ANSWER {
         return Err(format!("unexpected bare answer: {second}").into());
     }
     Ok(())
+}
+
+/// One `POST /v1/messages`: the response's message, whole or built from its stream.
+async fn post_messages(
+    http: &reqwest::Client,
+    url: &str,
+    system: &str,
+    tools: &Value,
+    messages: &[Value],
+    stream: bool,
+) -> BenchResult<Value> {
+    let response = http
+        .post(url)
+        .header("x-api-key", API_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({
+            "model": MODEL,
+            "max_tokens": 4096,
+            "system": system,
+            "tools": tools,
+            "messages": messages,
+            "stream": stream,
+        }))
+        .send()
+        .await?
+        .error_for_status()?;
+    if stream {
+        message_of_sse(&response.text().await?)
+    } else {
+        Ok(response.json::<Value>().await?)
+    }
+}
+
+/// The message a streamed Messages response builds, from its SSE events, as a
+/// bare client would: text deltas appended, a tool call's JSON pieces joined
+/// and parsed.
+fn message_of_sse(body: &str) -> BenchResult<Value> {
+    let mut content: Vec<Value> = Vec::new();
+    let mut partial_json: Vec<String> = Vec::new();
+    for data in body.lines().filter_map(|line| line.strip_prefix("data:")) {
+        let event: Value = serde_json::from_str(data.trim_start())?;
+        let index = event["index"]
+            .as_u64()
+            .and_then(|i| usize::try_from(i).ok());
+        match (event["type"].as_str(), index) {
+            (Some("content_block_start"), Some(i)) if i == content.len() => {
+                content.push(event["content_block"].clone());
+                partial_json.push(String::new());
+            }
+            (Some("content_block_delta"), Some(i)) => {
+                let delta = &event["delta"];
+                match (
+                    delta["type"].as_str(),
+                    content.get_mut(i),
+                    partial_json.get_mut(i),
+                ) {
+                    (Some("text_delta"), Some(block), _) => {
+                        let text = format!(
+                            "{}{}",
+                            block["text"].as_str().unwrap_or_default(),
+                            delta["text"].as_str().unwrap_or_default()
+                        );
+                        block["text"] = text.into();
+                    }
+                    (Some("input_json_delta"), _, Some(json)) => {
+                        json.push_str(delta["partial_json"].as_str().unwrap_or_default());
+                    }
+                    _ => {}
+                }
+            }
+            (Some("content_block_stop"), Some(i)) => {
+                if let (Some(block), Some(json)) = (content.get_mut(i), partial_json.get(i))
+                    && block["type"] == "tool_use"
+                    && !json.is_empty()
+                {
+                    block["input"] = serde_json::from_str(json)?;
+                }
+            }
+            (Some("error"), _) => return Err(format!("stream error: {event}").into()),
+            _ => {}
+        }
+    }
+    Ok(json!({ "content": content }))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -484,7 +582,12 @@ fn report(latency: &[(StoreKind, Stats)], concurrent: &[ConcurrentRow]) {
     println!("HybridPlatform agent-run benchmark (benches/agent_run.rs)");
     println!(
         "one run = model call -> read_file tool call -> model call, Anthropic protocol, \
-         zero-latency mock; {} CPUs",
+         zero-latency mock, {} responses on both sides; {} CPUs",
+        if streamed().unwrap_or(false) {
+            "streamed"
+        } else {
+            "whole"
+        },
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!();

@@ -78,6 +78,8 @@ const MAX_BATCH: usize = 512;
 const STATEMENT_CACHE: usize = 128;
 /// Commits between two checkpoints of a file's WAL.
 const CHECKPOINT_EVERY: u64 = 256;
+/// The size a WAL is truncated to when it starts over, if it grew past it.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// A [`Store`](crate::Store) on a SQLite file or in memory.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -193,10 +195,12 @@ impl SqlStore<Sqlite> {
         writer
             .busy_timeout(Duration::ZERO)
             .and_then(|()| writer.pragma_update(None, "wal_autocheckpoint", 0))
+            // A WAL a long reader let grow is cut back when it starts over.
+            .and_then(|()| writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT))
             .map_err(|e| conn_err(db_error(e)))?;
         // A first reader now, so a bad file fails here rather than at the first read.
         let reader = open(&file, busy_timeout).map_err(|e| conn_err(db_error(e)))?;
-        let checkpoint = open(&file, busy_timeout)
+        let checkpoint = open(&file, RESTART_WAIT)
             .map(start_checkpointer)
             .map_err(|e| conn_err(db_error(e)))?;
         let dialect = Sqlite::new(Some(file), busy_timeout, writer, Some(checkpoint));
@@ -507,19 +511,26 @@ impl Sqlite {
 
 /// Starts the thread that checkpoints the WAL on `conn` whenever the
 /// writer asks (every [`CHECKPOINT_EVERY`] commits), so no write waits for
-/// one: SQLite would otherwise run it inside the commit that crosses its
-/// threshold. `PASSIVE` never waits for readers or the writer; pages still
-/// in use are copied by a later one. The thread ends with the store.
+/// the bulk of one: SQLite would otherwise run it inside the commit that
+/// crosses its threshold. The thread ends with the store.
+///
+/// A checkpoint is two steps. `PASSIVE` copies the WAL into the database
+/// without waiting for anyone; under steady writes it never finishes, since
+/// the writer appends while it copies, and SQLite starts the WAL over only
+/// when a write begins with every frame copied: the WAL would grow without
+/// end (it reached 900 MB in 7 s of the agent-run bench), and every commit
+/// would extend the file. So when the WAL holds [`RESTART_FRAMES`] or more,
+/// `RESTART` follows: it holds off writers while it copies the few frames
+/// written since, waits for readers of the WAL to finish (at most
+/// [`RESTART_WAIT`]; a busy one is tried again next time), and the next write
+/// starts the WAL from its beginning, over pages already in the file.
 fn start_checkpointer(conn: Connection) -> mpsc::SyncSender<()> {
     let (wake, woken) = mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             for () in woken {
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                    row.get::<_, i64>(1)
-                });
-                if let Err(error) = done {
+                if let Err(error) = checkpoint(&conn) {
                     tracing::warn!(%error, "SQLite WAL checkpoint failed; the next one retries");
                 }
             }
@@ -530,6 +541,28 @@ fn start_checkpointer(conn: Connection) -> mpsc::SyncSender<()> {
         tracing::warn!(%error, "cannot start the SQLite checkpoint thread");
     }
     wake
+}
+
+/// Frames in the WAL past which a checkpoint ends with `RESTART` (16 MiB of pages):
+/// writers wait for one about every 1,000 commits, not every 256.
+const RESTART_FRAMES: i64 = 4096;
+/// How long `RESTART` waits for the write lock and for readers.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
+/// One checkpoint (see [`start_checkpointer`]); whether the WAL was started over.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    // (busy, frames in the WAL, frames copied)
+    let pragma = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+    };
+    let (_, frames) = pragma("PASSIVE")?;
+    if frames < RESTART_FRAMES {
+        return Ok(false);
+    }
+    let (busy, _) = pragma("RESTART")?;
+    Ok(busy == 0)
 }
 
 /// The error of a lock a panic poisoned.

@@ -18,6 +18,7 @@
 //! | [`Services::check`] | one guardrail layer (L1, L2 or L4); an error stops the run |
 //! | [`Services::execute_on_platform`] | one stage on a platform behind its gates, then L4 |
 //! | [`Services::commit_stage`] | a finished stage: redacted, stored, announced |
+//! | [`Services::queue_stage`] | the same, committed with the run's next write |
 //!
 //! Platforms and guardrails can be added while runs are going on; they are
 //! swapped in whole ([`ArcSwap`]), so a run reads one consistent set and
@@ -261,8 +262,24 @@ impl Services {
         result: StageResult,
         t: &Run<'_>,
     ) -> Result<StageResult, PlatformError> {
+        let result = self.queue_stage(task, stage, position, result, t).await?;
+        t.sink.flush().await?;
+        Ok(result)
+    }
+
+    /// [`commit_stage`](Self::commit_stage) without the commit: the stage and
+    /// its events join the run's queue, for a caller whose next write commits
+    /// them before anything else acts (a single-stage run's end).
+    pub(crate) async fn queue_stage(
+        &self,
+        task: &Task,
+        stage: &str,
+        position: u32,
+        result: StageResult,
+        t: &Run<'_>,
+    ) -> Result<StageResult, PlatformError> {
         let result = result.redacted(&self.redactor);
-        // The stage and its events: one commit.
+        // The stage and its events, in one batch.
         t.sink
             .defer(StoreWrite::Stage {
                 id: task.id.clone(),
@@ -277,7 +294,6 @@ impl Services {
                 result: Box::new(result.clone()),
             })
             .await?;
-        t.sink.flush().await?;
         Ok(result)
     }
 }

@@ -292,8 +292,9 @@ impl HybridPlatform {
             .services
             .execute_on_platform(task, platform, stage, None, t)
             .await?;
+        // The stage's end and the run's are one commit: nothing acts between them.
         self.services
-            .commit_stage(task, stage, position, result, t)
+            .queue_stage(task, stage, position, result, t)
             .await
     }
 }

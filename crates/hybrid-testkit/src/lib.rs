@@ -59,6 +59,7 @@
 //! | --- | --- |
 //! | [`webhook`] | [`WebhookRecorder`]: a webhook that records what is POSTed to it |
 //! | `platform` (feature `platform`) | `TestPlatform`: `openai` and `claude` on one mock, for platform tests |
+//! | `tool_call_eval` (feature `platform`) | the tool-call eval of a real model: twenty ops requests with the executor's tools, scored; the `hybrid-tool-call-eval` binary prints it |
 //! | [`fixtures`] | real systems for workflow end-to-end tests: [`fixtures::ServiceFixture`] (a faulty local service and its restart script), [`fixtures::GitRepoFixture`] (a git repository with good and bad feature branches and test/lint/scan/coverage/deploy scripts) |
 //!
 //! # Example
@@ -115,6 +116,8 @@ mod server;
 mod sse;
 mod state;
 mod tokens;
+#[cfg(feature = "platform")]
+pub mod tool_call_eval;
 mod validate;
 pub mod webhook;
 mod wire;

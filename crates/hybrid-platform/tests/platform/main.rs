@@ -10,6 +10,7 @@
 //! | `budgets`, `rate_limits`, `fallback` | the model gate: budgets, rate limits, 429 fallback |
 //! | `workflows` | the workflow engine: the hybrid route, resume, stage kinds, handoffs, caching |
 //! | `e2e_incident_response`, `e2e_code_review_deploy` | the built-in workflows against real fixtures |
+//! | `live_tool_calls` | the tool-call eval against the live local model (`scripts/test.sh`) |
 //!
 //! Platforms come from `hybrid_testkit::platform::TestPlatform` where the
 //! common two-layer set-up fits.
@@ -22,6 +23,7 @@ mod e2e_incident_response;
 mod execution;
 mod fallback;
 mod guardrails;
+mod live_tool_calls;
 mod rate_limits;
 mod run;
 mod workflows;

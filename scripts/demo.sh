@@ -2,7 +2,7 @@
 # demo.sh — the main job: real tasks through HybridPlatform on a local model,
 # over both wire protocols, with no API key.
 #
-# Starts (building on first use) the local llama-server of scripts/local-model.sh,
+# Starts (fetching or building it on first use) the local llama-server of scripts/local-model.sh,
 # writes a config that points both platforms at it — `openai` over
 # /v1/chat/completions, `claude` over /v1/messages — and runs:
 #   1. a conversation task, which the router sends to `openai`;

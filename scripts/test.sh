@@ -3,8 +3,8 @@
 #
 # 1. Makes sure PostgreSQL answers on 127.0.0.1:5432 (starts the machine's
 #    cluster if it is down): the store suite runs against it.
-# 2. Starts the local model server (scripts/local-model.sh; the first run builds
-#    llama-server and caches it) and exports its URLs as HYBRID_LIVE_* for the
+# 2. Starts the local model server (scripts/local-model.sh; the first run fetches
+#    a prebuilt llama-server, or builds one, and caches it) and exports its URLs as HYBRID_LIVE_* for the
 #    live test suites, which run against it over both protocols.
 # 3. Runs every test of the workspace (unit, integration, doc tests).
 #

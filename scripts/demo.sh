@@ -16,9 +16,36 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-eval "$(scripts/local-model.sh start --env)"
+say() { printf 'demo.sh: %s\n' "$*" >&2; }
+started=$SECONDS
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hybrid"
 mkdir -p "$cache"
+
+# The model server and the binary at once: neither waits for the other.
+# The server: seconds once cached; the first time ~5 s to fetch a prebuilt
+# llama-server and the model (8-20 min where it has to be built from source).
+server_env=$(mktemp)
+trap 'rm -f "$server_env"' EXIT
+say "starting the local model server (scripts/local-model.sh; its progress below)"
+scripts/local-model.sh start --env >"$server_env" &
+server=$!
+# The binary: the dev profile, the one scripts/test.sh builds too, so each
+# reuses what the other compiled. The first build takes ~4 min on 2 cores
+# (a release build took ~21), later ones seconds.
+if [ -x target/debug/hybrid ]; then
+  say "building the hybrid binary (dev profile; seconds when nothing changed)"
+else
+  say "building the hybrid binary (dev profile; ~4 min on 2 cores the first time)"
+fi
+cargo build --locked -p hybrid-cli
+if wait "$server"; then :; else
+  code=$?
+  say "the local model server did not start (the line above says why; exit $code)"
+  exit "$code"
+fi
+eval "$(cat "$server_env")"
+say "ready after $((SECONDS - started)) s"
+
 config="$cache/local.hybrid.toml"
 cat >"$config" <<TOML
 # Written by scripts/demo.sh: both platforms on the local llama-server.
@@ -34,10 +61,7 @@ model = "$HYBRID_LOCAL_MODEL"
 base_url = "$ANTHROPIC_BASE_URL"
 max_tokens = 200
 TOML
-
-echo "demo.sh: building the hybrid binary (release)…" >&2
-cargo build --release --quiet --locked -p hybrid-cli
-hybrid=(target/release/hybrid --config "$config")
+hybrid=(target/debug/hybrid --config "$config")
 
 if [ "$#" -gt 0 ]; then
   exec "${hybrid[@]}" run "$@"

@@ -248,14 +248,24 @@ build_server() {
   )
   say "building llama-server (nice -n 10, -j$BUILD_JOBS; ~10-20 min on 2 cores; log: $log)"
   t0=$SECONDS
+  # A progress line every 30 s (the build's own percentage, the time so far),
+  # from a watcher that ends with the build or with this script.
+  (
+    while sleep 30 && kill -0 "$$" 2>/dev/null; do
+      say "building llama-server: $(grep -o '^\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 | tr -d '[] ' || true) after $((SECONDS - t0))s"
+    done
+  ) >/dev/null 8>&- &
+  local watcher=$!
   {
     printf '# cmake %s\n' "${flags[*]}"
     nice -n 10 "$CMAKE_BIN" -S "$src" -B "$build" "${flags[@]}" &&
       nice -n 10 "$CMAKE_BIN" --build "$build" --target llama-server -j "$BUILD_JOBS"
   } >"$log" 2>&1 || {
+    kill "$watcher" 2>/dev/null || true
     tail -n 20 "$log" >&2
     die 14 "building llama-server failed (log: $log)"
   }
+  kill "$watcher" 2>/dev/null || true
   stage="$tmp/stage"
   mkdir -p "$stage/bin"
   cp "$build/bin/llama-server" "$stage/bin/llama-server"

@@ -44,6 +44,7 @@ if wait "$server"; then :; else
   exit "$code"
 fi
 eval "$(cat "$server_env")"
+rm -f "$server_env"
 say "ready after $((SECONDS - started)) s"
 
 config="$cache/local.hybrid.toml"

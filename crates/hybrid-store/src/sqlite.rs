@@ -544,14 +544,15 @@ fn start_checkpointer(conn: Connection) -> mpsc::SyncSender<()> {
 }
 
 /// Frames in the WAL past which a checkpoint ends with `RESTART` (16 MiB of pages):
-/// writers wait for one about every 1,000 commits, not every 256.
+/// writers wait for one every few hundred commits (an agent run's commit
+/// writes 5–10 frames), not at every checkpoint.
 const RESTART_FRAMES: i64 = 4096;
 /// How long `RESTART` waits for the write lock and for readers.
 const RESTART_WAIT: Duration = Duration::from_millis(100);
 
 /// One checkpoint (see [`start_checkpointer`]); whether the WAL was started over.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
-    // (busy, frames in the WAL, frames copied)
+    // The pragma's row: busy (1 if it could not finish), frames in the WAL, frames copied.
     let pragma = |mode: &str| {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))

@@ -41,6 +41,11 @@ pub struct TransportConfig {
     pub stream_idle_timeout: Duration,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Speak HTTP/2 from the first byte on plain `http://` (h2c), so that all
+    /// requests in flight share one connection. Only for servers that accept
+    /// it; over `https://` HTTP/2 is negotiated anyway (ALPN), as the OpenAI
+    /// and Anthropic endpoints do. Default off.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for TransportConfig {
@@ -50,6 +55,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             stream_idle_timeout: Duration::from_secs(90),
             retry: RetryPolicy::default(),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -109,16 +115,18 @@ pub struct Transport {
 impl Transport {
     /// A transport for `provider` (the name used in errors).
     pub fn new(provider: &str, config: TransportConfig) -> Result<Self, LlmError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .user_agent(concat!("hybrid-llm/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| LlmError::Config {
-                provider: provider.to_string(),
-                message: format!("cannot build the HTTP client: {}", error_chain(&err)),
-            })?;
+            .user_agent(concat!("hybrid-llm/", env!("CARGO_PKG_VERSION")));
+        if config.http2_prior_knowledge {
+            builder = builder.http2_prior_knowledge();
+        }
+        let client = builder.build().map_err(|err| LlmError::Config {
+            provider: provider.to_string(),
+            message: format!("cannot build the HTTP client: {}", error_chain(&err)),
+        })?;
         Ok(Transport {
             client,
             config: Arc::new(config),

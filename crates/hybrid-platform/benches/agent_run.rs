@@ -11,7 +11,7 @@
 //! | `BENCH_ITERS` | 1000 | timed runs per latency row, at most |
 //! | `BENCH_ROW_SECS` | 8 | time budget of a latency row |
 //! | `BENCH_TASKS` | 1000 | concurrent runs in the concurrency rows |
-//! | `BENCH_MANY` | 10000 | concurrent runs in the memory row |
+//! | `BENCH_MANY` | 10000 | concurrent runs in the memory rows (HTTP/1.1, then HTTP/2 for bare and SQLite) |
 //! | `BENCH_RUNTIME` | `multi_thread` | the Tokio runtime: `multi_thread` (2 workers here) or `current_thread` (no wake-ups across threads: the CPU cost alone) |
 //! | `BENCH_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/test` | the PostgreSQL rows' database (`off`: skip them) |
 //! | `BENCH_MODE` | `whole` | `whole`: whole responses on both sides; `stream`: both stream (`"stream": true`; the bare run decodes the SSE events itself) |
@@ -144,7 +144,14 @@ async fn run() -> BenchResult<()> {
     std::fs::write(work.path().join("app.yaml"), FILE)?;
     let mut latency = Vec::new();
     for &kind in &latency_kinds {
-        let runner = Runner::new(kind, &mock.anthropic_base_url(), work.path(), "latency").await?;
+        let runner = Runner::new(
+            kind,
+            &mock.anthropic_base_url(),
+            work.path(),
+            "latency",
+            false,
+        )
+        .await?;
         runner.once().await?; // migrations, first connections, and a check
         let mut samples = Vec::with_capacity(iters);
         let started = Instant::now();
@@ -169,6 +176,7 @@ async fn run() -> BenchResult<()> {
                 kind,
                 tasks,
                 mock_url: mock_url.clone(),
+                http2: false,
             })
             .await?,
         );
@@ -177,10 +185,24 @@ async fn run() -> BenchResult<()> {
         in_child(ChildSpec {
             kind: StoreKind::SqliteFile,
             tasks: many,
-            mock_url,
+            mock_url: mock_url.clone(),
+            http2: false,
         })
         .await?,
     );
+    // The same over HTTP/2 (h2c here; what the providers' https endpoints
+    // negotiate): every request in flight on one connection.
+    for kind in [StoreKind::Bare, StoreKind::SqliteFile] {
+        concurrent.push(
+            in_child(ChildSpec {
+                kind,
+                tasks: many,
+                mock_url: mock_url.clone(),
+                http2: true,
+            })
+            .await?,
+        );
+    }
     report(&latency, &concurrent);
     let failed: usize = concurrent.iter().map(|r| r.tasks - r.completed).sum();
     if failed > 0 {
@@ -230,6 +252,7 @@ impl Runner {
         mock_url: &str,
         workdir: &Path,
         tag: &str,
+        http2: bool,
     ) -> BenchResult<Runner> {
         let stream = streamed()?;
         let read_file = ToolRegistry::builtin(&ToolsConfig::default())
@@ -239,7 +262,14 @@ impl Runner {
             StoreKind::Bare => {
                 let spec = read_file.spec();
                 return Ok(Runner::Bare {
-                    http: reqwest::Client::builder().tcp_nodelay(true).build()?,
+                    http: if http2 {
+                        reqwest::Client::builder()
+                            .tcp_nodelay(true)
+                            .http2_prior_knowledge()
+                            .build()?
+                    } else {
+                        reqwest::Client::builder().tcp_nodelay(true).build()?
+                    },
                     url: format!("{mock_url}/v1/messages"),
                     tools: json!([{
                         "name": spec.name,
@@ -267,8 +297,14 @@ impl Runner {
             )),
             None => hybrid_store::connect(&store_url).await?,
         };
-        let client =
-            AnthropicClient::new(AnthropicConfig::new(API_KEY, MODEL).with_base_url(mock_url))?;
+        let client = AnthropicClient::new(
+            AnthropicConfig::new(API_KEY, MODEL)
+                .with_base_url(mock_url)
+                .with_transport(hybrid_llm::TransportConfig {
+                    http2_prior_knowledge: http2,
+                    ..Default::default()
+                }),
+        )?;
         let platform = HybridPlatform::builder()
             .store(store)
             .platform(Arc::new(
@@ -476,11 +512,14 @@ struct ChildSpec {
     /// The parent's mock server: the child's memory and file descriptors
     /// are the platform's alone.
     mock_url: String,
+    /// HTTP/2 from the first byte (h2c) instead of HTTP/1.1.
+    http2: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ConcurrentRow {
     kind: StoreKind,
+    http2: bool,
     tasks: usize,
     completed: usize,
     wall_ms: f64,
@@ -516,7 +555,16 @@ async fn in_child(spec: ChildSpec) -> BenchResult<ConcurrentRow> {
 async fn concurrent_row(spec: ChildSpec) -> BenchResult<ConcurrentRow> {
     let work = tempfile::tempdir()?;
     std::fs::write(work.path().join("app.yaml"), FILE)?;
-    let runner = Arc::new(Runner::new(spec.kind, &spec.mock_url, work.path(), "concurrent").await?);
+    let runner = Arc::new(
+        Runner::new(
+            spec.kind,
+            &spec.mock_url,
+            work.path(),
+            "concurrent",
+            spec.http2,
+        )
+        .await?,
+    );
     runner.once().await?;
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss0 = proc_kb("VmRSS:");
@@ -554,6 +602,7 @@ async fn concurrent_row(spec: ChildSpec) -> BenchResult<ConcurrentRow> {
     let mib = |kb: Option<u64>| kb.map(|k| k as f64 / 1024.0);
     Ok(ConcurrentRow {
         kind: spec.kind,
+        http2: spec.http2,
         tasks: spec.tasks,
         completed,
         wall_ms: wall.as_secs_f64() * 1e3,
@@ -630,14 +679,18 @@ fn report(latency: &[(StoreKind, Stats)], concurrent: &[ConcurrentRow]) {
     for row in concurrent {
         let floor = concurrent
             .iter()
-            .find(|r| r.kind == StoreKind::Bare && r.tasks == row.tasks)
+            .find(|r| r.kind == StoreKind::Bare && r.tasks == row.tasks && r.http2 == row.http2)
             .map(|r| r.wall_ms);
         #[allow(clippy::cast_precision_loss)]
         let rate = row.completed as f64 / (row.wall_ms / 1e3).max(1e-9);
         let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"));
         println!(
             "{:<18} {:>6} {:>9} {:>9.1} {:>8.0} {:>9.1} {:>9} {:>9} {:>8}",
-            row.kind.label(),
+            if row.http2 {
+                format!("{} h2", row.kind.label())
+            } else {
+                row.kind.label().to_owned()
+            },
             row.tasks,
             row.completed,
             row.wall_ms,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri, Version};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
@@ -23,11 +23,12 @@ pub(crate) async fn handle(
     State(state): State<Arc<SharedState>>,
     method: Method,
     uri: Uri,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let protocol = Protocol::detect(uri.path(), &headers);
-    let recorded = RecordedRequest::capture(&method, &uri, &headers, &body, protocol);
+    let recorded = RecordedRequest::capture(&method, &uri, version, &headers, &body, protocol);
     let body = recorded.body.clone();
     let required_key = state.record(recorded);
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri, Version};
 use serde_json::Value;
 
 /// Which provider API a request was addressed to.
@@ -57,6 +57,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The API it was addressed to.
     pub protocol: Protocol,
+    /// The HTTP version it came over (`HTTP/1.1`, `HTTP/2`).
+    pub version: String,
 }
 
 impl RecordedRequest {
@@ -71,6 +73,7 @@ impl RecordedRequest {
     pub(crate) fn capture(
         method: &Method,
         uri: &Uri,
+        version: Version,
         headers: &HeaderMap,
         body: &[u8],
         protocol: Protocol,
@@ -94,6 +97,7 @@ impl RecordedRequest {
             headers: recorded,
             body,
             protocol,
+            version: format!("{version:?}"),
         }
     }
 }
@@ -123,6 +127,7 @@ mod tests {
         let r = RecordedRequest::capture(
             &Method::POST,
             &uri,
+            Version::HTTP_11,
             &headers,
             b"not json",
             Protocol::Anthropic,

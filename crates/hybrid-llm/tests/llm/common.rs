@@ -80,6 +80,7 @@ pub fn fast_transport() -> TransportConfig {
             max_retry_after: Duration::from_secs(2),
             retry_rate_limited: true,
         },
+        http2_prior_knowledge: false,
     }
 }
 

@@ -181,3 +181,29 @@ async fn blanket_impls_forward() {
         "two"
     );
 }
+
+/// `http2_prior_knowledge` speaks HTTP/2 to a plain-`http` server that
+/// accepts it (the mock does), whole and streamed; the default stays on
+/// HTTP/1.1 there.
+async fn http2_prior_knowledge(provider: Provider, mode: Mode) {
+    let server = MockLlmServer::start().await.unwrap();
+    server.enqueue(hybrid_testkit::Turn::text("over h2"));
+    server.enqueue(hybrid_testkit::Turn::text("over h1"));
+    let h2 = TransportConfig {
+        http2_prior_knowledge: true,
+        ..fast_transport()
+    };
+    let model = client(provider, &server, h2);
+    assert_eq!(
+        run(&*model, ask("hi"), mode).await.result.unwrap().text,
+        "over h2"
+    );
+    let model = client(provider, &server, fast_transport());
+    assert_eq!(
+        run(&*model, ask("hi"), mode).await.result.unwrap().text,
+        "over h1"
+    );
+    let versions: Vec<String> = server.requests().into_iter().map(|r| r.version).collect();
+    assert_eq!(versions, ["HTTP/2.0", "HTTP/1.1"]);
+}
+each_provider_and_mode!(http2_prior_knowledge);

@@ -298,7 +298,7 @@ impl RedactingStore {
             StoreWrite::Stage { stage, .. } => {
                 stage.redact(r);
             }
-            StoreWrite::Finish(result) => {
+            StoreWrite::Finish { result, .. } => {
                 result.redact(r);
             }
             StoreWrite::Release { .. } => {}
@@ -579,18 +579,21 @@ mod tests {
                     name: "execution".into(),
                     stage,
                 },
-                StoreWrite::Finish(TaskResult {
-                    task_id: id.clone(),
-                    status: TaskStatus::Completed,
-                    platform: "claude".into(),
-                    route,
-                    stages,
-                    output: said("result"),
-                    usage: Usage::default(),
-                    cost_usd: None,
-                    duration_ms: 2,
-                    error: None,
-                }),
+                StoreWrite::Finish {
+                    from: None,
+                    result: TaskResult {
+                        task_id: id.clone(),
+                        status: TaskStatus::Completed,
+                        platform: "claude".into(),
+                        route,
+                        stages,
+                        output: said("result"),
+                        usage: Usage::default(),
+                        cost_usd: None,
+                        duration_ms: 2,
+                        error: None,
+                    },
+                },
             ])
             .await
             .unwrap();

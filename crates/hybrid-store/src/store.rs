@@ -282,7 +282,7 @@ pub trait Store: Send + Sync + fmt::Debug {
                     name,
                     stage,
                 } => self.put_stage(id, *position, name, stage).await?,
-                StoreWrite::Finish(result) => self.finish(result).await?,
+                StoreWrite::Finish { result, .. } => self.finish(result).await?,
                 StoreWrite::Release { id, owner } => self.release_task(id, owner).await?,
             }
         }
@@ -332,7 +332,12 @@ pub enum StoreWrite {
         stage: StageResult,
     },
     /// [`Store::finish`].
-    Finish(TaskResult),
+    Finish {
+        /// The result, with the status the task ends in.
+        result: TaskResult,
+        /// The status the caller believes the task is in, as for `Transition`.
+        from: Option<TaskStatus>,
+    },
     /// [`Store::release_task`].
     Release {
         /// The task.

@@ -132,7 +132,14 @@ impl HybridPlatform {
         let result = build_result(task, status, route, stages, failure.as_ref(), started)
             .redacted(&self.services.redactor);
         // The result, its events and the lease's end: one commit.
-        sink.defer(StoreWrite::Finish(result.clone())).await;
+        // The status it ends from, as the run last set it: the store then
+        // need not read it first (it checks the belief as it writes).
+        let from = sink.status().await;
+        sink.defer(StoreWrite::Finish {
+            result: result.clone(),
+            from: Some(from),
+        })
+        .await;
         sink.record_status(status, failure.as_ref().map(ToString::to_string))
             .await?;
         sink.emit(EventKind::Finished {

@@ -1565,7 +1565,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             .iter()
             .find_map(|w| match w {
                 StoreWrite::Transition { id, .. } => Some(id.clone()),
-                StoreWrite::Finish(r) => Some(r.task_id.clone()),
+                StoreWrite::Finish { result, .. } => Some(result.task_id.clone()),
                 _ => None,
             })
             .unwrap_or_else(|| TaskId::from(String::new()));
@@ -1706,12 +1706,12 @@ impl Prepared {
                 result: None,
                 from: *from,
             },
-            StoreWrite::Finish(result) => Prepared::Status {
+            StoreWrite::Finish { result, from } => Prepared::Status {
                 id: result.task_id.clone(),
                 to: result.status,
                 reason: result.error.clone(),
                 result: Some(ResultColumns::new(result)?),
-                from: None,
+                from: *from,
             },
             StoreWrite::SetRoute { id, route } => Prepared::Route {
                 id: id.clone(),

@@ -929,7 +929,10 @@ pub async fn apply_batch_is_every_write_in_order(db: Arc<dyn Opener>) {
             name: "execution".into(),
             stage: stage("executor", "claude", "done"),
         },
-        StoreWrite::Finish(result(&id, Completed, "claude", Usage::default(), None, 7)),
+        StoreWrite::Finish {
+            result: result(&id, Completed, "claude", Usage::default(), None, 7),
+            from: Some(InProgress),
+        },
         StoreWrite::Events(vec![event(
             &id,
             1,

@@ -205,6 +205,9 @@ pub fn executor_tools() -> Vec<ToolSpec> {
     ToolRegistry::builtin(&ToolsConfig::default()).specs()
 }
 
+/// Models labelled by the protocol they speak (`openai`, `anthropic`).
+pub type Labelled = Vec<(&'static str, Box<dyn ChatModel>)>;
+
 /// Both clients on the live server of the test suites (`HYBRID_LIVE_OPENAI_BASE_URL`,
 /// `HYBRID_LIVE_ANTHROPIC_BASE_URL`, `HYBRID_LIVE_MODEL`, which `scripts/test.sh`
 /// sets), labelled by protocol; `None` when they are not set, which under
@@ -215,7 +218,7 @@ pub fn executor_tools() -> Vec<ToolSpec> {
 /// Under `CI=true` without the variables, or when a client cannot be built:
 /// this is for tests.
 #[allow(clippy::panic, clippy::expect_used)]
-pub fn live_models() -> Option<Vec<(&'static str, Box<dyn ChatModel>)>> {
+pub fn live_models() -> Option<Labelled> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let (Some(openai), Some(anthropic), Some(model)) = (
         var("HYBRID_LIVE_OPENAI_BASE_URL"),
@@ -229,18 +232,27 @@ pub fn live_models() -> Option<Vec<(&'static str, Box<dyn ChatModel>)>> {
         );
         return None;
     };
+    Some(clients(&openai, &anthropic, &model).expect("clients for the live server"))
+}
+
+/// Both clients on a local server that needs no key (llama-server), labelled
+/// by protocol: `openai` on Chat Completions at `openai`, `anthropic` on
+/// Messages at `anthropic`.
+pub fn clients(
+    openai: &str,
+    anthropic: &str,
+    model: &str,
+) -> Result<Labelled, hybrid_llm::LlmError> {
     let key = "sk-local-no-key";
     let openai = hybrid_llm::OpenAiClient::new(
-        hybrid_llm::OpenAiConfig::new(key, &model)
+        hybrid_llm::OpenAiConfig::new(key, model)
             .with_provider_name("llama.cpp")
-            .with_base_url(&openai),
-    )
-    .expect("an OpenAI client for the live server");
+            .with_base_url(openai),
+    )?;
     let anthropic = hybrid_llm::AnthropicClient::new(
-        hybrid_llm::AnthropicConfig::new(key, &model).with_base_url(&anthropic),
-    )
-    .expect("an Anthropic client for the live server");
-    Some(vec![
+        hybrid_llm::AnthropicConfig::new(key, model).with_base_url(anthropic),
+    )?;
+    Ok(vec![
         ("openai", Box::new(openai)),
         ("anthropic", Box::new(anthropic)),
     ])

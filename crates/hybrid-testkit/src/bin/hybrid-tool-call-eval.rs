@@ -18,8 +18,7 @@
 
 use std::process::ExitCode;
 
-use hybrid_llm::{AnthropicClient, AnthropicConfig, ChatModel, OpenAiClient, OpenAiConfig};
-use hybrid_testkit::tool_call_eval::{CASES, Report, evaluate};
+use hybrid_testkit::tool_call_eval::{CASES, Report, clients, evaluate};
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
@@ -54,28 +53,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let key = "sk-local-no-key";
-    let openai = OpenAiClient::new(
-        OpenAiConfig::new(key, &model)
-            .with_provider_name("llama.cpp")
-            .with_base_url(&openai_url),
-    );
-    let anthropic =
-        AnthropicClient::new(AnthropicConfig::new(key, &model).with_base_url(&anthropic_url));
-    let (openai, anthropic) = match (openai, anthropic) {
-        (Ok(o), Ok(a)) => (o, a),
-        (Err(e), _) | (_, Err(e)) => {
+    let models = match clients(&openai_url, &anthropic_url, &model) {
+        Ok(models) => models,
+        Err(e) => {
             eprintln!("hybrid-tool-call-eval: cannot build a client: {e}");
             return ExitCode::from(1);
         }
     };
     let verbose = std::env::var("EVAL_VERBOSE").is_ok_and(|v| v == "1");
     let mut reports = Vec::new();
-    for (label, client) in [
-        ("openai", &openai as &dyn ChatModel),
-        ("anthropic", &anthropic as &dyn ChatModel),
-    ] {
-        let report = evaluate(label, client, max_tokens).await;
+    for (label, client) in &models {
+        let report = evaluate(label, client.as_ref(), max_tokens).await;
         if verbose {
             print_cases(&report);
         }
